@@ -1,0 +1,40 @@
+"""The `inti-edge` command: parses, calls inti_edge, prints. The work lives in the package."""
+
+from __future__ import annotations
+
+import typer
+
+from inti_edge.commands import flops as _flops
+
+app = typer.Typer(
+    name="inti-edge",
+    help="Train, export, quantize, build and check InTI video models for NVIDIA GPUs and Jetson.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    """Train, export, quantize, build and check InTI video models for NVIDIA GPUs and Jetson."""
+    if version:
+        from inti_edge import __version__
+
+        print(f"inti-edge {__version__}")
+        raise typer.Exit()
+
+
+# --- commands (one line each; the function lives in inti_edge/commands/<name>.py) ----------------
+app.command("flops")(_flops.flops)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

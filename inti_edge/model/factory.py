@@ -1,0 +1,191 @@
+"""Build models from configs, load CLIP weights (``--pretrained``), save and load checkpoints.
+
+A checkpoint is self-describing: it carries the model config, the class names and the
+preprocessing, so ``load_checkpoint(path)`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig
+from .video import InTIVideoModel
+
+CHECKPOINT_FORMAT = "inti-edge-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class PretrainedError(RuntimeError):
+    """The --pretrained weights could not be had."""
+
+
+class CheckpointError(RuntimeError):
+    """A file is not a usable inti-edge checkpoint."""
+
+
+def create_model(cfg: ModelConfig, pretrained: str | None = None) -> InTIVideoModel:
+    """A fresh model; with ``pretrained``, its ViT takes CLIP weights (file path or open_clip tag)."""
+    model = InTIVideoModel(cfg)
+    if pretrained:
+        load_clip_visual(model, pretrained)
+    return model
+
+
+def _visual_state_from_file(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input error
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path))
+        else:
+            raise PretrainedError(f"cannot read weights file {path}: {e}") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise PretrainedError(f"{path} holds no state dict")
+    state = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    # a whole open_clip CLIP model ('visual.*' keys), or a bare VisionTransformer
+    if any(k.startswith("visual.") for k in state):
+        state = {k[len("visual.") :]: v for k, v in state.items() if k.startswith("visual.")}
+    return state
+
+
+def load_clip_visual(model: InTIVideoModel, pretrained: str) -> None:
+    """Load CLIP ViT weights into ``model.visual``.
+
+    ``pretrained`` is a local file (an open_clip / OpenAI CLIP state dict, whole model or visual
+    tower; .pt/.bin/.safetensors) or an open_clip pretrained tag such as ``laion2b_s34b_b88k``
+    (needs the model hub). Positional embeddings are resized when the image size differs.
+    """
+    cfg = model.cfg
+    path = Path(pretrained).expanduser()
+    if path.exists():
+        state = _visual_state_from_file(path)
+    else:
+        name = cfg.vision.open_clip_name
+        if name is None:
+            raise PretrainedError(
+                f"{pretrained!r} is no file, and model {cfg.name!r} has no open_clip architecture to take a tag for"
+            )
+        try:
+            import open_clip
+
+            clip = open_clip.create_model(name, pretrained=pretrained, device="cpu")
+        except Exception as e:  # noqa: BLE001 - hub/network/tag errors all mean "cannot have it"
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise PretrainedError(
+                f"cannot load open_clip weights {name}/{pretrained!r}: {msg}. "
+                "Pass a local weights file instead (--pretrained path/to/open_clip_model.bin)"
+            ) from None
+        state = clip.visual.state_dict()
+    own = model.visual.state_dict()
+    pos = state.get("positional_embedding")
+    if pos is not None and pos.shape != own["positional_embedding"].shape:
+        state["positional_embedding"] = _resize_positions(pos, own["positional_embedding"].shape[0])
+    bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if bad:
+        raise PretrainedError(
+            f"weights do not fit model {cfg.name!r} (shape mismatch in {bad[:3]}); "
+            "is the file for this architecture?"
+        )
+    missing, unexpected = model.visual.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("attn_pool")]
+    if missing:
+        raise PretrainedError(f"weights lack {len(missing)} tensors of the ViT, e.g. {missing[:3]}")
+    if not state:
+        raise PretrainedError(f"{pretrained} holds no ViT weights")
+
+
+def _resize_positions(pos: torch.Tensor, tokens: int) -> torch.Tensor:
+    """(1 + g*g, C) positional embedding -> (tokens, C), bicubic on the grid."""
+    import torch.nn.functional as F
+
+    cls, grid = pos[:1], pos[1:]
+    g_old, g_new = int(round(grid.shape[0] ** 0.5)), int(round((tokens - 1) ** 0.5))
+    grid = grid.reshape(1, g_old, g_old, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(g_new, g_new), mode="bicubic", align_corners=False)
+    return torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(g_new * g_new, -1)], dim=0)
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: InTIVideoModel,
+    classes: list[str],
+    extra: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write a self-describing checkpoint atomically (temp file + rename).
+
+    ``half`` stores floating-point weights as float16 (the bundled model); they load back as float32.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if len(classes) != model.cfg.num_classes:
+        raise ValueError(f"{len(classes)} class names for a model of {model.cfg.num_classes} classes")
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in model.state_dict().items()}
+    obj = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": model.cfg.to_dict(),
+        "classes": list(classes),
+        "preprocess": preprocess_info(model.cfg),
+        "state_dict": state,
+        **(extra or {}),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def preprocess_info(cfg: ModelConfig) -> dict[str, Any]:
+    """What a runtime needs to turn video into model input."""
+    return {
+        "frames": cfg.frames,
+        "unit_frames": cfg.unit_frames,
+        "image_size": cfg.vision.image_size,
+        "resize": "short_side",
+        "crop": "center",
+        "mean": list(cfg.mean),
+        "std": list(cfg.std),
+        "layout": "B,T,3,H,W RGB float32 in [0,1], normalised (x - mean) / std",
+    }
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint's raw dict, validated; raises CheckpointError with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an inti-edge checkpoint")
+    if obj.get("version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {obj['version']}; this inti-edge reads <= {CHECKPOINT_VERSION}")
+    return obj
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[InTIVideoModel, dict[str, Any]]:
+    """(model in eval mode, float32; the checkpoint dict without its state_dict)."""
+    obj = read_checkpoint(path)
+    cfg = ModelConfig.from_dict(obj["config"])
+    model = InTIVideoModel(cfg)
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in obj.pop("state_dict").items()}
+    model.load_state_dict(state)
+    return model.eval(), obj
