@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from inti_edge.commands import flops as _flops
+from inti_edge.commands import train as _train
 
 app = typer.Typer(
     name="inti-edge",
@@ -30,6 +31,8 @@ def _root(
 
 # --- commands (one line each; the function lives in inti_edge/commands/<name>.py) ----------------
 app.command("flops")(_flops.flops)
+app.command("train")(_train.train)
+app.command("eval")(_train.eval_cmd)
 
 
 def main() -> None:

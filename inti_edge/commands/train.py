@@ -1,0 +1,110 @@
+"""`inti-edge train` and `inti-edge eval`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _fail(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(2)
+
+
+def train(
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Training data: motion:VIDEO[,VIDEO...] | CSV of path,label | folder per class."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file with any of these options (keys as in TrainConfig); options given here win."),
+    val_data: Optional[str] = typer.Option(None, "--val-data", help="Evaluation data spec (default: the training spec's val split)."),
+    val_split: Optional[str] = typer.Option(None, "--val-split", help="val (held-out blocks) | all (whole videos, for footage never trained on) | test."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="small | vit-b16 | vit-l14."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-t"),
+    halvings: Optional[int] = typer.Option(None, "--halvings", help="Interpolation steps; 0 trains the naive baseline."),
+    head: Optional[str] = typer.Option(None, "--head", help="temporal | mean."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="CLIP weights: a local file or an open_clip tag."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Run folder (checkpoints, metrics.jsonl, metrics.png)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Clips per optimizer step and process."),
+    accum: Optional[int] = typer.Option(None, "--accum", help="Gradient accumulation micro-batches per step."),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps"),
+    freeze_backbone: Optional[bool] = typer.Option(None, "--freeze-backbone/--full-finetune", help="Train interpolation + head only, or everything."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="auto (bf16 on GPU) | bf16 | fp16 | off."),
+    workers: Optional[int] = typer.Option(None, "--workers"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Optimizer steps between checkpoints."),
+    clips_per_epoch: Optional[int] = typer.Option(None, "--clips-per-epoch", help="Generated (motion) data: clips per epoch."),
+    eval_clips: Optional[int] = typer.Option(None, "--eval-clips"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile"),
+    data_on_device: Optional[bool] = typer.Option(None, "--data-on-device/--data-on-cpu", help="Motion data: keep the decoded footage on the GPU and cut clips there."),
+    half_weights: Optional[bool] = typer.Option(None, "--half-weights", help="Store model.pt weights as float16 (half the file)."),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after this many steps; --resume continues."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue exactly from a last.pt of an earlier run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train InTI (or the naive baseline) on video; multi-GPU: `torchrun --nproc_per_node=N cli.py train ...`."""
+    from inti_edge.train import TrainConfig, TrainError, train as run
+
+    given = {k: v for k, v in locals().items() if k not in ("config", "resume", "run", "TrainConfig", "TrainError") and v is not None}
+    try:
+        cfg = TrainConfig.from_yaml(config, **given) if config else TrainConfig(**given)
+        result = run(cfg, resume=resume)
+    except TrainError as e:
+        _fail(str(e))
+        return
+    final = result.final
+    summary = {"out": str(result.out), "step": result.step, **{k: final[k] for k in ("val_top1", "val_top5", "val_n") if k in final}}
+    print(json.dumps(summary))
+
+
+def eval_cmd(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint (.pt) from `inti-edge train`."),
+    data: str = typer.Option(..., "--data", "-d", help="Data spec (motion:VIDEO,... | CSV | folder)."),
+    split: str = typer.Option("test", "--split", help="train | val | test | all (generated data)."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b"),
+    workers: int = typer.Option(2, "--workers"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate at most this many clips."),
+    seed: int = typer.Option(1, "--seed", help="Seed of generated evaluation clips."),
+    device: str = typer.Option("auto", "--device"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (top1, top5, n, per_class)."),
+) -> None:
+    """Top-1 / top-5 / per-class accuracy of a checkpoint on a data spec."""
+    import torch
+
+    from inti_edge.data import build_dataset
+    from inti_edge.model import CheckpointError, load_checkpoint
+    from inti_edge.train import amp_dtype, evaluate
+
+    try:
+        model, meta = load_checkpoint(checkpoint)
+    except CheckpointError as e:
+        _fail(str(e))
+        return
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    try:
+        dataset = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"])
+    except Exception as e:  # noqa: BLE001 - data errors are one-line input errors
+        _fail(f"data: {e}")
+        return
+    res = evaluate(model.to(dev), dataset, meta["classes"], batch_size=batch_size, workers=workers, device=dev,
+                   amp=amp_dtype("auto", dev), limit=limit, progress=not as_json)
+    res["checkpoint"] = str(checkpoint)
+    if as_json:
+        print(json.dumps(res))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{checkpoint.name} on {data} ({split}): top-1 {100 * res['top1']:.1f}%  top-5 {100 * res['top5']:.1f}%  n={res['n']}")
+    t.add_column("class")
+    t.add_column("accuracy", justify="right")
+    for c, a in res["per_class"].items():
+        t.add_row(c, "-" if a is None else f"{100 * a:.1f}%")
+    Console().print(t)

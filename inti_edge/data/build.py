@@ -1,0 +1,131 @@
+"""One string names a data set, so every command can take ``--data SPEC``.
+
+SPEC is one of
+- ``motion:PATH[,PATH...]``: the camera-motion task over those videos (7 classes);
+- a CSV file of ``path,label`` rows (the same file for every split);
+- a folder holding ``<split>.csv`` files (``train.csv``, ``val.csv``, ``test.csv``);
+- a folder holding ``<split>/<class>/<videos>``;
+- a folder holding ``<class>/<videos>`` (the same videos for every split).
+A ``classes.txt`` next to the CSV or in the folder fixes the class order; otherwise the names of the
+training split (``train.csv`` / ``train/``), or of the spec itself, sorted. Every split of one spec
+gets the same class list, so a checkpoint's class names match its evaluation data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .clips import DatasetError, VideoClipDataset, read_class_list, read_csv, scan_folder
+from .motion import MOTION_CLASSES, MotionConfig, motion_dataset
+from .transforms import ClipTransform
+
+MOTION_PREFIX = "motion:"
+
+
+def motion_paths(spec: str) -> list[str]:
+    """The video paths of a ``motion:`` spec."""
+    paths = [p.strip() for p in spec[len(MOTION_PREFIX):].split(",") if p.strip()]
+    if not paths:
+        raise DatasetError(f"{spec!r}: 'motion:' needs at least one video path")
+    return paths
+
+
+def _source(spec: str, split: str) -> tuple[str, Path, Path | None]:
+    """(kind 'csv' | 'folder', path, class-list file or None) for a non-motion spec and split."""
+    p = Path(spec).expanduser()
+    if p.is_file():
+        cl = p.parent / "classes.txt"
+        return "csv", p, cl if cl.is_file() else None
+    if not p.is_dir():
+        raise DatasetError(f"{spec!r}: no such file or folder (or use motion:VIDEO[,VIDEO...])")
+    cl = p / "classes.txt"
+    cl = cl if cl.is_file() else None
+    if (p / f"{split}.csv").is_file():
+        return "csv", p / f"{split}.csv", cl
+    if (p / split).is_dir():
+        return "folder", p / split, cl
+    if any((p / s).exists() for s in ("train.csv", "val.csv", "test.csv", "train", "val", "test")):
+        raise DatasetError(f"{spec!r}: has no {split}.csv and no {split}/ folder")
+    return "folder", p, cl
+
+
+def dataset_classes(spec: str) -> list[str]:
+    """The class names of a spec, in label order (the same for all its splits): the class-list
+    file if there is one, else the training split's names (any split's if it has none), sorted."""
+    if spec.startswith(MOTION_PREFIX):
+        return list(MOTION_CLASSES)
+    p = Path(spec).expanduser()
+    for split in ("train", "val", "test"):
+        try:
+            kind, path, cl = _source(spec, split)
+        except DatasetError:
+            if p.is_dir():
+                continue
+            raise
+        if cl is not None:
+            return read_class_list(cl)
+        rows = read_csv(path) if kind == "csv" else scan_folder(path)
+        return sorted({y for _, y in rows})
+    raise DatasetError(f"{spec!r}: no train, val or test split found")
+
+
+def build_dataset(
+    spec: str,
+    cfg,
+    split: str = "train",
+    *,
+    classes: Sequence[str] | str | None = None,
+    clips_per_epoch: int | None = None,
+    seed: int = 0,
+    random: bool | None = None,
+    short_side: int | None = None,
+    store_fps: float | None = None,
+    motion: MotionConfig | None = None,
+    span: float | None = None,
+    threads: int = 1,
+    skip_broken: bool = False,
+):
+    """The torch Dataset for ``spec`` and ``split`` ('train', 'val', 'test'; 'all' for motion),
+    shaped for the model config ``cfg`` (frames, image size, mean/std). Items: (clip float
+    (T, 3, S, S), label int); the dataset has ``.classes``.
+
+    Motion: ``clips_per_epoch``, ``seed``, ``random`` (default: train only), ``short_side`` /
+    ``store_fps`` of the in-RAM frame stores, ``motion`` geometry and split. Labelled clips:
+    ``classes`` (names or a class-list file; default: the spec's own), ``span`` (s), decoder
+    ``threads``, ``skip_broken``; augmentation in the train split only."""
+    train = split == "train"
+    if spec.startswith(MOTION_PREFIX):
+        if classes is not None:
+            names = list(classes) if isinstance(classes, (list, tuple)) else read_class_list(classes)
+            if names != list(MOTION_CLASSES):
+                raise DatasetError(f"{spec!r} has the camera-motion classes {list(MOTION_CLASSES)}, not {names[:8]}")
+        return motion_dataset(
+            motion_paths(spec),
+            split=split,
+            frames=cfg.frames,
+            size=cfg.vision.image_size,
+            mean=cfg.mean,
+            std=cfg.std,
+            short_side=short_side,
+            store_fps=store_fps,
+            clips_per_epoch=clips_per_epoch,
+            seed=seed,
+            random=random,
+            config=motion or MotionConfig(),
+        )
+    if split == "all":
+        raise DatasetError("split 'all' is for motion: specs; labelled clips have train/val/test")
+    kind, path, _ = _source(spec, split)
+    names = list(classes) if isinstance(classes, (list, tuple)) else (read_class_list(classes) if classes else dataset_classes(spec))
+    kw = dict(
+        frames=cfg.frames,
+        transform=ClipTransform.from_config(cfg, train=train),
+        span=span,
+        threads=threads,
+        skip_broken=skip_broken,
+        seed=None if (random or (random is None and train)) else seed,
+    )
+    if kind == "csv":
+        return VideoClipDataset.from_csv(path, classes=names, **kw)
+    return VideoClipDataset.from_folder(path, classes=names, **kw)

@@ -1,0 +1,318 @@
+"""The camera-motion task: a virtual camera window moves over real footage; say how it moved.
+
+Classes (in this order): static, pan_left, pan_right, pan_up, pan_down, zoom_in, zoom_out.
+The footage plays on at its own pace (frames sampled every ``frame_step`` seconds) while a square
+window pans across it or scales about a fixed centre, so the label is known by construction and
+the footage's own motion is the noise. The window moves by a clearly visible amount (pans: 15-40%
+of the window side over the clip; zooms: 1.3-1.8x), and every class gets the same small handheld
+jitter, so "static" is "no deliberate move", not "perfectly still". A horizontal flip mirrors the
+clip and swaps pan_left / pan_right.
+
+Splits are by time: each video is cut into blocks (~10 s), blocks are dealt to train / val / test
+in shuffled cycles (8:1:1 by default, so held-out time is spread over the whole film), and clips
+keep ``guard`` seconds away from any boundary with another split, so no frame is shared. Split
+``all`` uses the whole of every video: out-of-domain testing on footage never trained on.
+
+Clips are drawn, not enumerated: an epoch is ``clips_per_epoch`` clips; clip i of an evaluation set
+comes from an RNG seeded by (seed, split, epoch, i), so it is the same on every run; training draws
+fresh randomness (from torch's RNG, which DataLoader seeds per worker).
+
+Frames come from FrameStores (decoded once, small, in RAM or on a GPU); a batch of clips is cut
+with one ``roi_align`` (bilinear, area-averaged when shrinking) on the stores' device.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.ops import roi_align
+
+from ..model.config import CLIP_MEAN, CLIP_STD
+from .store import FrameStore
+from .transforms import normalize
+from .video import VideoError
+
+MOTION_CLASSES = ("static", "pan_left", "pan_right", "pan_up", "pan_down", "zoom_in", "zoom_out")
+STATIC, PAN_LEFT, PAN_RIGHT, PAN_UP, PAN_DOWN, ZOOM_IN, ZOOM_OUT = range(7)
+FLIP_LABEL = (STATIC, PAN_RIGHT, PAN_LEFT, PAN_UP, PAN_DOWN, ZOOM_IN, ZOOM_OUT)  # after a horizontal flip
+# window centre velocity (x, y) per class, image axes (y down): the window moves the way the camera turns
+_PAN_DIR = {PAN_LEFT: (-1, 0), PAN_RIGHT: (1, 0), PAN_UP: (0, -1), PAN_DOWN: (0, 1)}
+SPLITS = ("train", "val", "test", "all")
+_SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Geometry, timing and time split of the camera-motion clips."""
+
+    frame_step: tuple[float, float] = (1 / 6, 1 / 6)  # s between sampled frames, drawn per clip (~4 frames at 24 fps)
+    window: tuple[float, float] = (0.5, 0.7)  # window side / footage short side (zooms: geometric mean of both ends)
+    pan: tuple[float, float] = (0.25, 0.60)  # pan travel over the clip / window side (>= ~2 patches at 112 px)
+    zoom: tuple[float, float] = (1.4, 2.0)  # window scale factor over the clip
+    jitter: float = 0.01  # handheld shake: per-frame offset sd / window side, every class (capped at 2 sd)
+    block: float = 10.0  # s per time block of the split
+    ratios: tuple[int, int, int] = (8, 1, 1)  # train : val : test blocks in each cycle
+    guard: float = 0.5  # s kept clear on each side of a boundary between two splits
+    split_seed: int = 0  # which blocks go where; independent of the sampling seed
+    avoid_cuts: bool = True  # redraw a clip that spans a hard scene cut (the move would be ambiguous)
+
+    def span(self, frames: int, step: float | None = None) -> float:
+        """Seconds from the first to the last sampled time of a clip (the longest with step None)."""
+        return (frames - 1) * (self.frame_step[1] if step is None else step)
+
+
+def split_segments(
+    start: float, end: float, split: str, block: float = 10.0, ratios=(8, 1, 1), guard: float = 0.5, seed: int = 0
+) -> list[tuple[float, float]]:
+    """The time segments [s, e) of [start, end) that belong to ``split``.
+
+    Blocks of ``block`` s are dealt in cycles of sum(ratios): each cycle holds ratios[i] blocks of
+    split i, in an order shuffled by (seed, cycle). Runs of same-split blocks merge; a segment ends
+    ``guard`` s short of every boundary with another split (video ends need none)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    if split == "all":
+        return [(start, end)]
+    n = max(1, int(np.ceil((end - start) / block - 1e-9)))
+    cycle = np.repeat(np.arange(3), ratios)
+    owner = np.concatenate(
+        [np.random.default_rng([seed, c]).permutation(cycle) for c in range(-(-n // len(cycle)))]
+    )[:n]
+    want = _SPLIT_CODE[split]
+    segments = []
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and owner[j + 1] == owner[i]:
+            j += 1
+        if owner[i] == want:
+            s = start + i * block + (guard if i > 0 else 0.0)
+            e = min(end, start + (j + 1) * block) - (guard if j < n - 1 else 0.0)
+            if e > s:
+                segments.append((s, e))
+        i = j + 1
+    return segments
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Everything that decides one clip, before any pixel is touched."""
+
+    video: int  # which store
+    label: int  # class index (after the flip)
+    flip: bool  # mirrored left-right
+    times: np.ndarray  # (T,) s: sampled times
+    positions: np.ndarray  # (T,) int: store frames on screen at those times
+    boxes: np.ndarray  # (T, 4) float: window x1, y1, x2, y2 in store pixels (before the flip)
+
+
+@dataclass
+class _Source:
+    store: FrameStore
+    segments: list[tuple[float, float]] = field(default_factory=list)
+
+
+class CameraMotionDataset(Dataset):
+    """Camera-motion clips over FrameStores; items are (clip float (T, 3, S, S), label int)."""
+
+    classes = MOTION_CLASSES
+
+    def __init__(
+        self,
+        stores: Sequence[FrameStore],
+        split: str = "train",
+        frames: int = 8,
+        size: int = 112,
+        mean=CLIP_MEAN,
+        std=CLIP_STD,
+        clips_per_epoch: int | None = None,
+        seed: int = 0,
+        random: bool | None = None,
+        flip_p: float | None = None,
+        config: MotionConfig = MotionConfig(),
+    ):
+        if not stores:
+            raise ValueError("no videos given")
+        self.split, self.frames, self.size = split, frames, size
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.cfg = config
+        self.seed, self.epoch = seed, 0
+        self.random = (split == "train") if random is None else random  # fresh randomness per draw
+        self.flip_p = (0.5 if split == "train" else 0.0) if flip_p is None else flip_p
+        self.clips_per_epoch = clips_per_epoch or (7 * 1024 if split == "train" else 7 * 200)
+        need = config.span(frames)
+        self.sources: list[_Source] = []
+        longest = 0.0
+        for st in stores:
+            segs = split_segments(st.start, st.end, split, config.block, config.ratios, config.guard, config.split_seed)
+            longest = max([longest] + [e - s for s, e in segs])
+            self.sources.append(_Source(st, [(s, e) for s, e in segs if e - s > need]))
+        if config.avoid_cuts:
+            for src in self.sources:
+                src.store.cuts()  # once, before DataLoader workers fork
+        # every usable segment of every video, flat: a clip start is uniform over all usable time,
+        # so longer videos give more clips
+        flat = [(v, s, e) for v, src in enumerate(self.sources) for s, e in src.segments]
+        self._seg_video = np.array([v for v, _, _ in flat], dtype=np.int64)
+        self._seg_start = np.array([s for _, s, _ in flat], dtype=np.float64)
+        self._seg_len = np.array([e - s for _, s, e in flat], dtype=np.float64)
+        self._k = np.arange(frames, dtype=np.float64)
+        if not flat:
+            raise VideoError(
+                f"clips too short for split {split!r}: a clip of {frames} frames every {config.frame_step[1]:.3f} s "
+                f"needs {need:.2f} s of unbroken footage, the longest piece is {longest:.2f} s "
+                f"(videos: {', '.join(s.store.path or '?' for s in self.sources)})"
+            )
+
+    # -- Dataset ------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(MOTION_CLASSES)
+
+    def __len__(self) -> int:
+        return self.clips_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Evaluation sets draw clips from (seed, split, epoch, index): keep epoch fixed for them."""
+        self.epoch = int(epoch)
+
+    def to(self, device) -> "CameraMotionDataset":
+        """A copy whose footage is on ``device``: its ``render`` / ``get_batch`` cut clips there.
+        Plans (``plan``) need no pixels, so DataLoader workers can plan from the CPU copy."""
+        moved = copy.copy(self)
+        moved.sources = [_Source(src.store.to(device), src.segments) for src in self.sources]
+        return moved
+
+    def __getitem__(self, index: int):
+        clips, labels = self.render([self.plan(index)])
+        return clips[0], int(labels[0])
+
+    def get_batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch at once, on the stores' device (GPU training without a DataLoader):
+        (clips float (B, T, 3, S, S), labels long (B,))."""
+        return self.render([self.plan(int(i)) for i in indices])
+
+    # -- planning -----------------------------------------------------------------------------
+    def rng(self, index: int) -> np.random.Generator:
+        key = [self.seed, _SPLIT_CODE.get(self.split, 9), self.epoch, int(index)]
+        if self.random:
+            key.append(int(torch.randint(0, 2**62, ()).item()))  # torch's RNG: seeded per DataLoader worker
+        return np.random.default_rng(key)
+
+    def plan(self, index: int) -> ClipPlan:
+        """The clip at ``index``: class index % 7 (balanced), everything else from ``rng(index)``."""
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        rng = self.rng(index)
+        label = index % len(MOTION_CLASSES)
+        cfg = self.cfg
+        lo, hi = cfg.frame_step
+        for _ in range(32):  # a few redraws while the clip spans a scene cut
+            r = rng.random(2)
+            step = lo + (hi - lo) * r[0]
+            room = np.maximum(self._seg_len - (self.frames - 1) * step, 0.0)
+            cum = np.cumsum(room)
+            x = r[1] * cum[-1]  # a point of all usable time: segment j, then the offset in it
+            j = min(int(np.searchsorted(cum, x, side="right")), len(cum) - 1)
+            times = self._seg_start[j] + (x - (cum[j] - room[j])) + self._k * step
+            v = int(self._seg_video[j])
+            store = self.sources[v].store
+            positions = store.position(times)
+            if not cfg.avoid_cuts:
+                break
+            cuts = store.cuts()
+            c = np.searchsorted(cuts, positions[0], side="right")
+            if c == len(cuts) or cuts[c] > positions[-1]:
+                break
+        boxes = window_path(label, store.height, store.width, self.frames, cfg, rng)
+        flip = bool(rng.random() < self.flip_p)
+        return ClipPlan(v, FLIP_LABEL[label] if flip else label, flip, times, positions, boxes)
+
+    # -- rendering ----------------------------------------------------------------------------
+    def render(self, plans: Sequence[ClipPlan]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut the clips of ``plans``: (clips float32 (B, T, 3, S, S) normalised, labels long (B,))."""
+        T, S = self.frames, self.size
+        device = self.sources[plans[0].video].store.device
+        out = torch.empty((len(plans), T, 3, S, S), dtype=torch.float32, device=device)
+        by_video: dict[int, list[int]] = {}
+        for b, p in enumerate(plans):
+            by_video.setdefault(p.video, []).append(b)
+        for v, members in by_video.items():
+            store = self.sources[v].store
+            pos = np.concatenate([plans[b].positions for b in members])
+            uniq, inverse = np.unique(pos, return_inverse=True)  # each store frame once
+            frames = store.frames[torch.as_tensor(uniq, device=store.device)].float()  # (F, 3, H, W)
+            boxes = np.concatenate([plans[b].boxes for b in members])  # (n*T, 4)
+            rois = torch.as_tensor(np.concatenate([inverse[:, None], boxes], 1), dtype=torch.float32, device=device)
+            # (n*T, 3, S, S); sampling_ratio 0: as many samples per output pixel as the box needs
+            crops = roi_align(frames, rois, output_size=(S, S), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+            out[torch.as_tensor(members, device=device)] = crops.view(len(members), T, 3, S, S)
+        flips = torch.as_tensor([p.flip for p in plans], device=device)
+        if flips.any():
+            out[flips] = out[flips].flip(-1)
+        out = normalize(out.div_(255.0), self.mean, self.std)
+        return out, torch.as_tensor([p.label for p in plans], dtype=torch.long)
+
+
+def window_path(label: int, height: int, width: int, frames: int, cfg: MotionConfig, rng: np.random.Generator) -> np.ndarray:
+    """The window over a (height, width) footage for each of ``frames`` frames: (T, 4) x1, y1, x2, y2.
+
+    Moves are linear in time (pans: constant speed; zooms: constant rate, i.e. geometric in size)."""
+    short = min(height, width)
+    a = rng.random(4)  # window size, amount of the move, centre x, centre y
+    u = np.arange(frames) / max(frames - 1, 1)  # (T,) progress through the clip
+    size = (cfg.window[0] + (cfg.window[1] - cfg.window[0]) * a[0]) * short
+    if label in (ZOOM_IN, ZOOM_OUT):
+        z = cfg.zoom[0] + (cfg.zoom[1] - cfg.zoom[0]) * a[1]
+        big = min(size * z**0.5, short)  # size is the geometric mean of both ends
+        small = big / z
+        s0, s1 = (big, small) if label == ZOOM_IN else (small, big)
+        side = s0 * (s1 / s0) ** u  # (T,)
+        cx = np.full(frames, big / 2 + a[2] * (width - big))
+        cy = np.full(frames, big / 2 + a[3] * (height - big))
+    else:
+        f = cfg.pan[0] + (cfg.pan[1] - cfg.pan[0]) * a[1] if label != STATIC else 0.0
+        dx, dy = _PAN_DIR.get(label, (0, 0))
+        s = min(size, (width if dx else height) / (1 + f), short)  # the whole path fits
+        travel = f * s
+        x0 = s / 2 + max(0.0, -dx * travel)
+        y0 = s / 2 + max(0.0, -dy * travel)
+        x0 += a[2] * (width - s - abs(dx) * travel)
+        y0 += a[3] * (height - s - abs(dy) * travel)
+        cx, cy = x0 + u * (dx * travel), y0 + u * (dy * travel)
+        side = np.full(frames, s)
+    shake = np.minimum(np.maximum(rng.standard_normal((2, frames)), -2.0), 2.0) * (cfg.jitter * side)
+    half = side / 2
+    # keep every window inside the footage (the jitter may push one out)
+    cx = np.minimum(np.maximum(cx + shake[0], half), width - half)
+    cy = np.minimum(np.maximum(cy + shake[1], half), height - half)
+    return np.stack([cx - half, cy - half, cx + half, cy + half], 1)
+
+
+def motion_dataset(
+    paths: Sequence[str],
+    split: str = "train",
+    frames: int = 8,
+    size: int = 112,
+    short_side: int | None = None,
+    store_fps: float | None = None,
+    **kw,
+) -> CameraMotionDataset:
+    """A CameraMotionDataset over video files (stores decoded once per process, see ``load_store``).
+    ``short_side`` None: about size / 0.7 (112 -> 160, 224 -> 320), so the window seldom upsamples."""
+    from .store import load_store
+
+    short_side = short_side or auto_short_side(size)
+    stores = [load_store(p, short_side=short_side, fps=store_fps) for p in paths]
+    return CameraMotionDataset(stores, split=split, frames=frames, size=size, **kw)
+
+
+def auto_short_side(size: int) -> int:
+    """Footage short side for a model input of ``size`` px: the mid window (0.7) is ``size`` px."""
+    return int(16 * round(size / 0.7 / 16))

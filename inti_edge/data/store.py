@@ -1,0 +1,218 @@
+"""FrameStore: a whole video decoded once, small, into one uint8 tensor in RAM (or on a GPU).
+
+Training on a GPU machine must not wait on a video decoder: the camera-motion task samples
+thousands of clips a second from a few videos, so each video is decoded once at a reduced
+resolution (short side 144-320 px) and clips are cut from memory with torch ops.
+Memory: frames x 3 x H x W bytes (Big Buck Bunny, 14315 frames at 284x160: 1.95 GB; at 256x144:
+1.58 GB; ``fps=12`` halves it).
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .video import TIME_EPS, VideoError, _decoded_frames, _open, _out_size, _reformatter, _set_threads, frame_to_tensor
+
+
+class _Clock:
+    """Strictly increasing frame times (s) while decoding. Like FFmpeg's best-effort timestamp: pts
+    unless pts have gone backwards more often than dts; a time that does not increase is nudged."""
+
+    def __init__(self, time_base, rate: float):
+        self.tb, self.rate = Fraction(time_base or 0), rate
+        self.faults = {"pts": 0, "dts": 0}
+        self.prev = {"pts": None, "dts": None}
+        self.t = None
+
+    def __call__(self, frame) -> float:
+        for k in ("pts", "dts"):
+            v = getattr(frame, k)
+            if v is not None:
+                if self.prev[k] is not None and v <= self.prev[k]:
+                    self.faults[k] += 1
+                self.prev[k] = v
+        use_pts = frame.pts is not None and (self.faults["pts"] <= self.faults["dts"] or frame.dts is None)
+        stamp = frame.pts if use_pts else frame.dts
+        t = stamp * self.tb.numerator / self.tb.denominator if stamp is not None else (self.t + 1.0 / self.rate if self.t is not None else 0.0)
+        if self.t is not None and t <= self.t:
+            t = self.t + 1e-6
+        self.t = t
+        return t
+
+
+class FrameStore:
+    """All frames of one video: ``frames`` uint8 (N, 3, H, W) RGB and ``times`` (N,) float64 s."""
+
+    def __init__(self, frames: torch.Tensor, times: np.ndarray, end: float, path: str = "", source_size=(0, 0)):
+        if frames.ndim != 4 or frames.shape[1] != 3 or frames.dtype != torch.uint8:
+            raise ValueError("frames must be uint8 (N, 3, H, W)")
+        if len(times) != frames.shape[0] or (len(times) > 1 and not (np.diff(times) > 0).all()):
+            raise ValueError("times must be strictly increasing, one per frame")
+        self.frames = frames  # (N, 3, H, W) uint8
+        self.times = np.asarray(times, dtype=np.float64)  # (N,) presentation times, s
+        self.end = float(end)  # s: when the last frame leaves the screen
+        self.path = path
+        self.source_size = tuple(source_size)  # (H, W) of the original video
+
+    # -- building -----------------------------------------------------------------------------
+    @classmethod
+    def from_video(
+        cls,
+        path: str | Path,
+        short_side: int = 160,
+        fps: float | None = None,
+        threads: int = 0,
+        start: float = 0.0,
+        duration: float | None = None,
+    ) -> "FrameStore":
+        """Decode ``path`` once, short side scaled to ``short_side`` (area filter, never up).
+
+        ``fps``: keep only the frames on screen at multiples of 1/fps (fewer frames, same timing;
+        None keeps all). ``start`` / ``duration`` (s, from the first frame): a part only."""
+        path = str(path)
+        container, stream = _open(path)
+        _set_threads(stream, threads)
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        src_h, src_w = stream.codec_context.height, stream.codec_context.width
+        h, w = _out_size(src_h, src_w, short_side)
+        secs = duration if duration is not None else (float(stream.duration * stream.time_base) if stream.duration else 0.0)
+        buf = torch.empty((int(min(secs, 1e5) * (fps or rate)) + 16 if secs else 1024, 3, h, w), dtype=torch.uint8)
+        clock = _Clock(stream.time_base, rate)
+        conv = _reformatter()
+        times: list[float] = []
+        prev = None  # (frame, time): a frame is kept once the next one shows how long it stays on screen
+        lo = hi = None  # keep what is on screen in [lo, hi)
+        k = 0  # with fps: the next grid time is lo + k / fps
+        with container:
+            for frame in _decoded_frames(container, stream):
+                t = clock(frame)
+                if lo is None:
+                    lo = t + start
+                    hi = lo + duration if duration is not None else float("inf")
+                # prev is on screen during [prev time, t): keep it if that holds a grid time (fps)
+                # or reaches past lo (all frames)
+                if prev is not None and t > (lo + k / fps if fps else lo) + TIME_EPS:
+                    buf = cls._grow(buf, len(times))
+                    buf[len(times)].copy_(frame_to_tensor(prev[0], min(h, w), conv).permute(2, 0, 1))
+                    times.append(prev[1])
+                    while fps and lo + k / fps + TIME_EPS < t:
+                        k += 1
+                if t >= hi - TIME_EPS:
+                    prev = None
+                    break
+                prev = (frame, t)
+            if prev is not None and (not fps or lo + k / fps < prev[1] + 1.0 / rate):
+                buf = cls._grow(buf, len(times))
+                buf[len(times)].copy_(frame_to_tensor(prev[0], min(h, w), conv).permute(2, 0, 1))
+                times.append(prev[1])
+        n = len(times)
+        if n == 0:
+            raise VideoError(f"{path}: no decodable video frames")
+        step = 1.0 / fps if fps else (float(np.median(np.diff(times))) if n > 1 else 1.0 / rate)
+        frames = buf[:n] if n == buf.shape[0] else buf[:n].clone()
+        return cls(frames, np.asarray(times), times[-1] + step, path, (src_h, src_w))
+
+    @staticmethod
+    def _grow(buf: torch.Tensor, n: int) -> torch.Tensor:
+        """``buf`` with room for row n (1.5x when full)."""
+        if n < buf.shape[0]:
+            return buf
+        bigger = torch.empty((int(buf.shape[0] * 1.5) + 16, *buf.shape[1:]), dtype=buf.dtype)
+        bigger[:n] = buf[:n]
+        return bigger
+
+    # -- facts --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.frames.shape[2]
+
+    @property
+    def width(self) -> int:
+        return self.frames.shape[3]
+
+    @property
+    def start(self) -> float:
+        return float(self.times[0])
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def nbytes(self) -> int:
+        return self.frames.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.frames.device
+
+    def position(self, t) -> np.ndarray:
+        """Frame on screen at time(s) ``t`` (s): the last frame with time <= t."""
+        i = np.searchsorted(self.times, np.asarray(t, dtype=np.float64) + TIME_EPS, side="right") - 1
+        return np.minimum(np.maximum(i, 0), len(self) - 1)
+
+    def cuts(self, threshold: float = 0.08) -> np.ndarray:
+        """Positions of frames that start a new shot (hard cuts), increasing; computed once.
+
+        A cut: the mean absolute change of a 32x18 grey thumbnail from the previous frame is above
+        ``threshold`` (in [0, 1]) and over 3x the median change of the 8 frames around it."""
+        key = ("_cuts", threshold)
+        if getattr(self, "_cut_key", None) != key:
+            import torch.nn.functional as F
+
+            step = max(1, min(self.height, self.width) // 72)  # subsample before the float copy
+            thumbs = torch.cat(
+                [
+                    F.adaptive_avg_pool2d(self.frames[i : i + 1024, :, ::step, ::step].float().mean(1, keepdim=True), (18, 32))
+                    for i in range(0, len(self), 1024)
+                ]
+            ).cpu() / 255.0  # (N, 1, 18, 32)
+            d = np.concatenate([[0.0], (thumbs[1:] - thumbs[:-1]).abs().mean((1, 2, 3)).numpy()])
+            padded = np.pad(d, 4, mode="edge")
+            around = np.lib.stride_tricks.sliding_window_view(padded, 9)[:, [0, 1, 2, 3, 5, 6, 7, 8]]
+            self._cut_positions = np.flatnonzero((d > threshold) & (d > 3 * np.median(around, 1))).astype(np.int64)
+            self._cut_key = key
+        return self._cut_positions
+
+    def to(self, device) -> "FrameStore":
+        """The same store with its frames on ``device`` (times stay on the CPU)."""
+        moved = FrameStore(self.frames.to(device), self.times, self.end, self.path, self.source_size)
+        if hasattr(self, "_cut_key"):
+            moved._cut_key, moved._cut_positions = self._cut_key, self._cut_positions
+        return moved
+
+    def __repr__(self) -> str:
+        return (
+            f"FrameStore({os.path.basename(self.path)!r}, {len(self)} frames {self.width}x{self.height}, "
+            f"{self.start:.2f}-{self.end:.2f} s, {self.nbytes / 2**20:.0f} MiB on {self.device})"
+        )
+
+
+_CACHE: dict[tuple, FrameStore] = {}
+
+
+def load_store(path: str | Path, short_side: int = 160, fps: float | None = None, threads: int = 0) -> FrameStore:
+    """``FrameStore.from_video``, decoded once per process for each (file, short_side, fps):
+    the train, val and test sets of one video share one store."""
+    p = Path(path).resolve()
+    try:
+        mtime = p.stat().st_mtime_ns
+    except OSError:
+        raise VideoError(f"{path}: no such file") from None
+    key = (str(p), mtime, short_side, fps)
+    if key not in _CACHE:
+        _CACHE[key] = FrameStore.from_video(p, short_side=short_side, fps=fps, threads=threads)
+    return _CACHE[key]
+
+
+def clear_store_cache() -> None:
+    """Forget the stores ``load_store`` keeps (frees their memory once nothing else holds them)."""
+    _CACHE.clear()

@@ -1,0 +1,563 @@
+"""Training: AdamW + cosine schedule with warm-up, AMP, gradient accumulation, frozen-backbone or full
+fine-tuning, atomic checkpoints with exact resume, per-epoch evaluation, metrics.jsonl + a PNG plot,
+and DDP under torchrun (NCCL on GPUs, gloo on CPUs) with the same command.
+
+Exact resume: the sample order of an epoch is a permutation drawn from (seed, epoch) and every
+clip's augmentation from (seed, epoch, index) (the datasets' ``set_epoch``), so a run resumed from a
+checkpoint at step k sees the same batches as the uninterrupted run from step k on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .model import InTIVideoModel, create_model, make_config, read_checkpoint, save_checkpoint
+from .model.config import ModelConfig
+
+
+class TrainError(RuntimeError):
+    """A training run cannot start or continue (bad options, bad resume file)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; stored in every checkpoint and accepted as YAML (same keys)."""
+
+    data: str = ""  # training data spec: motion:VIDEO[,VIDEO...] | CSV | class folder
+    val_data: str | None = None  # evaluation spec (default: the training spec)
+    val_split: str = "val"  # its split: val (held-out time blocks) | all (footage never trained on)
+    model: str = "small"  # preset: small, vit-b16, vit-l14
+    frames: int = 8
+    halvings: int = 1  # 0 = the naive baseline
+    head: str = "temporal"
+    pretrained: str | None = None  # CLIP weights file or open_clip tag
+    out: str = "runs/train"
+    epochs: int = 10
+    steps_per_epoch: int | None = None  # optimizer steps per epoch (None: one pass over the data)
+    batch_size: int = 32  # clips per optimizer step per process, before accumulation split
+    accum: int = 1  # gradient accumulation: micro-batches of batch_size // accum
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.01
+    label_smoothing: float = 0.0
+    freeze_backbone: bool = False  # train interpolation + head (+ final norm/projection) only
+    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    workers: int = 4
+    seed: int = 0
+    ckpt_every: int = 200  # optimizer steps between checkpoints
+    log_every: int = 10
+    eval_clips: int | None = None  # cap on evaluation clips per epoch
+    clips_per_epoch: int | None = None  # for generated data (motion): clips per training epoch
+    stop_after: int | None = None  # stop (with a checkpoint) after this many steps; --resume continues
+    half_weights: bool = False  # model.pt stores float16 weights (half the size; loads as float32)
+    data_on_device: bool = False  # generated (motion) data: frame stores on the GPU, clips cut there
+    compile: bool = False  # torch.compile the model (GPU)
+    device: str = "auto"
+    quiet: bool = False
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
+        import yaml
+
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise TrainError(f"cannot read config {path}: {e}") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise TrainError(f"unknown keys in {path}: {', '.join(sorted(unknown))}")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**raw)
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        return make_config(self.model, self.frames, self.halvings, num_classes, head=self.head)
+
+
+# --- distributed helpers -----------------------------------------------------------------------
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> Dist:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; NCCL on GPUs, gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation of the dataset drawn from (seed, epoch), sharded over ranks, every rank the same
+    length; ``skip`` drops the first samples of this rank (resume within an epoch)."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True, per_rank: int | None = None):
+        self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world, shuffle
+        self.per_rank = per_rank if per_rank is not None else n // world
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        need = self.per_rank * self.world
+        while len(order) < need:  # more steps than data: wrap around
+            order += order[: need - len(order)]
+        return order[self.rank : need : self.world]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices()[self.skip :])
+
+    def __len__(self) -> int:
+        return self.per_rank - self.skip
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine down to cfg.lr * min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def pick_device(name: str, d: Dist) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError("--device cuda asked for, but no CUDA device is available")
+        torch.cuda.set_device(d.local_rank)
+        return torch.device("cuda", d.local_rank)
+    return torch.device(name)
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+
+
+def to_model_input(clips: torch.Tensor, cfg: ModelConfig, device: torch.device) -> torch.Tensor:
+    """A batch of clips (B, T, 3, S, S) as uint8 [0, 255] or float [0, 1]-normalised -> model input
+    on ``device``. uint8 batches travel 4x lighter and are normalised on the device."""
+    clips = clips.to(device, non_blocking=True)
+    if clips.dtype == torch.uint8:
+        mean = torch.tensor(cfg.mean, device=device).view(1, 1, 3, 1, 1) * 255
+        std = torch.tensor(cfg.std, device=device).view(1, 1, 3, 1, 1) * 255
+        clips = (clips.float() - mean) / std
+    return clips
+
+
+def set_trainable(model: InTIVideoModel, freeze_backbone: bool) -> list[str]:
+    """Freeze the ViT except its final norm and projection; the interpolation ops and head train."""
+    frozen = []
+    for name, p in model.named_parameters():
+        train_it = True
+        if freeze_backbone and name.startswith("visual.") and not name.startswith(("visual.ln_post", "visual.proj")):
+            train_it = False
+        p.requires_grad_(train_it)
+        if not train_it:
+            frozen.append(name)
+    return frozen
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases, norms, embeddings and positions."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or "embedding" in name or name.endswith(("_pos", "class_embedding")):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# --- RNG state (for exact resume) ---------------------------------------------------------------
+def rng_state() -> dict:
+    st = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _np_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _np_state() -> list:
+    s = np.random.get_state()
+    return [s[0], torch.from_numpy(s[1].astype(np.int64)), int(s[2]), int(s[3]), float(s[4])]
+
+
+def set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    random.setstate(_tuples(st["python"]))
+    n = st["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    classes: list[str],
+    batch_size: int = 32,
+    workers: int = 0,
+    device: torch.device | str = "cpu",
+    amp: torch.dtype | None = None,
+    limit: int | None = None,
+    d: Dist = Dist(),
+    progress: bool = False,
+) -> dict:
+    """Top-1 / top-5 / loss / per-class accuracy over ``dataset`` (sharded over ranks under DDP)."""
+    device = torch.device(device)
+    base = model.module if hasattr(model, "module") else model
+    cfg: ModelConfig = base.cfg
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    idx = list(range(d.rank, n, d.world))
+    loader = DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size, num_workers=workers, shuffle=False)
+    C = len(classes)
+    correct1 = torch.zeros(C, dtype=torch.float64, device=device)
+    correct5 = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros(C, dtype=torch.float64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    bar = _progress(progress and d.main)
+    task = bar.add_task("eval", total=len(loader)) if bar else None
+    try:
+        if bar:
+            bar.start()
+        for clips, labels in loader:
+            x = to_model_input(clips, cfg, device)
+            y = labels.to(device)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                logits = model(x)
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            top = logits.topk(min(5, C), dim=1).indices
+            hit1 = (top[:, 0] == y).double()
+            correct1.index_add_(0, y, hit1)
+            count.index_add_(0, y, torch.ones_like(hit1))
+            correct5 += (top == y[:, None]).any(dim=1).double().sum()
+            if bar:
+                bar.advance(task)
+    finally:
+        if bar:
+            bar.stop()
+        model.train(was_training)
+    if d.world > 1:
+        for t in (correct1, correct5, count, loss_sum):
+            dist.all_reduce(t)
+    total = count.sum().item()
+    return {
+        "top1": correct1.sum().item() / max(total, 1),
+        "top5": correct5.item() / max(total, 1),
+        "loss": loss_sum.item() / max(total, 1),
+        "n": int(total),
+        "per_class": {c: (correct1[i] / count[i]).item() if count[i] else None for i, c in enumerate(classes)},
+    }
+
+
+# --- the run ----------------------------------------------------------------------------------------
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    step: int
+    metrics: list[dict] = field(default_factory=list)
+    final: dict = field(default_factory=dict)
+
+
+def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainResult:
+    """Run (or continue) training as ``cfg`` says; returns where the results are."""
+    if not cfg.data:
+        raise TrainError("no training data: pass --data SPEC (motion:VIDEO,... | CSV | class folder)")
+    if cfg.batch_size % cfg.accum:
+        raise TrainError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum}")
+    d = init_distributed("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
+    device = pick_device(cfg.device, d)
+    out = Path(cfg.out)
+    state: dict | None = None
+    if resume:
+        try:
+            state = read_checkpoint(resume)
+        except Exception as e:  # noqa: BLE001
+            raise TrainError(str(e)) from None
+        if "train_state" not in state:
+            raise TrainError(f"{resume} holds a model but no training state to resume")
+        saved = TrainConfig(**state["train_state"]["config"])
+        # the run continues as it was configured; only where it runs may change
+        cfg = dataclasses.replace(saved, out=cfg.out, workers=cfg.workers, device=cfg.device, quiet=cfg.quiet, stop_after=cfg.stop_after)
+
+    from .data import build_dataset, dataset_classes
+
+    try:
+        classes = dataset_classes(cfg.data)
+    except Exception as e:  # noqa: BLE001 - one-line data errors
+        raise TrainError(f"data: {e}") from None
+    try:
+        mcfg = cfg.model_config(len(classes))
+    except ValueError as e:
+        raise TrainError(f"model: {e}") from None
+    try:
+        # random=False: every clip comes from (seed, epoch, index), which makes --resume exact
+        train_set = build_dataset(cfg.data, mcfg, "train", seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch, random=False)
+        val_set = build_dataset(cfg.val_data or cfg.data, mcfg, cfg.val_split, seed=cfg.seed + 1)
+    except TrainError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one-line data errors
+        raise TrainError(f"data: {e}") from None
+    renderer = None
+    if cfg.data_on_device:
+        if not hasattr(train_set, "render") or not hasattr(train_set, "to"):
+            raise TrainError("--data-on-device needs generated data (a motion: spec)")
+        renderer = train_set.to(device)  # workers plan clips (CPU), the device cuts them
+    if state is not None and state["classes"] != classes:
+        raise TrainError("the resumed checkpoint was trained on other classes than --data gives")
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model = create_model(mcfg, pretrained=cfg.pretrained if state is None else None).to(device)
+    set_trainable(model, cfg.freeze_backbone)
+    amp = amp_dtype(cfg.amp, device)
+    micro = cfg.batch_size // cfg.accum
+    steps_per_epoch = cfg.steps_per_epoch or max(1, len(train_set) // (cfg.batch_size * d.world))
+    total_steps = steps_per_epoch * cfg.epochs
+    sampler = EpochSampler(len(train_set), cfg.seed, d.rank, d.world, per_rank=steps_per_epoch * cfg.batch_size)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+
+    step, epoch, start_batch, history = 0, 0, 0, []
+    if state is not None:
+        ts = state["train_state"]
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+        opt.load_state_dict(ts["optimizer"])
+        step, history = ts["step"], ts["history"]
+        epoch, start_batch = divmod(step, steps_per_epoch)
+        set_rng_state(ts["rng"])
+        if d.world != ts.get("world", 1) and d.main:
+            print(f"note: resuming a run of {ts.get('world', 1)} processes on {d.world}; "
+                  "data order from here follows the new sharding")
+
+    net: torch.nn.Module = model
+    if cfg.compile:
+        net = torch.compile(model)
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    metrics_path = out / "metrics.jsonl"
+
+    def checkpoint(path: Path, with_state: bool) -> None:
+        if not d.main:
+            return
+        extra: dict[str, Any] = {"train_config": dataclasses.asdict(cfg), "step": step}
+        if with_state:
+            extra["train_state"] = {
+                "config": dataclasses.asdict(cfg),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "world": d.world,
+                "history": history,
+                "rng": rng_state(),
+            }
+        save_checkpoint(path, model, classes, extra=extra, half=cfg.half_weights and not with_state)
+
+    def log(rec: dict) -> None:
+        history.append(rec)
+        if d.main:
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    bar = _progress(d.main and not cfg.quiet)
+    task = bar.add_task("train", total=total_steps, completed=step, stats="") if bar else None
+    if bar:
+        bar.start()
+    model.train()
+    stop_at = min(total_steps, cfg.stop_after or total_steps)
+    try:
+        while step < stop_at:
+            if hasattr(train_set, "set_epoch"):
+                train_set.set_epoch(epoch)
+            sampler.set_epoch(epoch, skip=start_batch * cfg.batch_size)
+            loader = DataLoader(
+                _Plans(train_set) if renderer is not None else train_set,
+                batch_size=micro,
+                sampler=sampler,
+                num_workers=cfg.workers,
+                pin_memory=device.type == "cuda" and renderer is None,
+                drop_last=True,
+                persistent_workers=False,
+                prefetch_factor=4 if cfg.workers else None,
+                collate_fn=_as_list if renderer is not None else None,
+            )
+            it = iter(loader) if renderer is None else (renderer.render(plans) for plans in loader)
+            t0, clips_seen, loss_acc = time.perf_counter(), 0, []
+            for _ in range(start_batch, steps_per_epoch):
+                lr = lr_at(step, total_steps, cfg)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                step_loss = 0.0
+                for k in range(cfg.accum):
+                    clips, labels = next(it)
+                    x = to_model_input(clips, mcfg, device)
+                    y = labels.to(device, non_blocking=True)
+                    sync = k == cfg.accum - 1 or d.world == 1
+                    ctx = net.no_sync() if (d.world > 1 and not sync) else _null()
+                    with ctx, torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                        loss = F.cross_entropy(net(x).float(), y, label_smoothing=cfg.label_smoothing) / cfg.accum
+                    scaler.scale(loss).backward()
+                    step_loss += loss.detach()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                scaler.step(opt)
+                scaler.update()
+                step += 1
+                clips_seen += cfg.batch_size * d.world
+                loss_acc.append(step_loss)
+                if step % cfg.log_every == 0 or step == total_steps:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    dt = time.perf_counter() - t0
+                    loss_v = torch.stack([torch.as_tensor(v, device=device) for v in loss_acc]).mean()
+                    if d.world > 1:
+                        dist.all_reduce(loss_v)
+                        loss_v /= d.world
+                    rec = {"step": step, "epoch": epoch, "loss": round(loss_v.item(), 5), "lr": lr, "clips_per_s": round(clips_seen / dt, 1)}
+                    log(rec)
+                    if bar:
+                        bar.update(task, completed=step, stats=f"loss {rec['loss']:.4f}  lr {lr:.2e}  {rec['clips_per_s']:.0f} clips/s")
+                    t0, clips_seen, loss_acc = time.perf_counter(), 0, []
+                elif bar:
+                    bar.update(task, completed=step)
+                if step % cfg.ckpt_every == 0:
+                    checkpoint(out / "last.pt", with_state=True)
+                if step >= stop_at:
+                    break
+            if step >= stop_at and step < total_steps:
+                break  # stopped mid-run: no evaluation of a half epoch
+            start_batch = 0
+            ev = evaluate(net, val_set, classes, batch_size=micro, workers=cfg.workers, device=device, amp=amp, limit=cfg.eval_clips, d=d)
+            log({"step": step, "epoch": epoch, "val_top1": round(ev["top1"], 5), "val_top5": round(ev["top5"], 5), "val_loss": round(ev["loss"], 5), "val_n": ev["n"]})
+            epoch += 1
+    finally:
+        if bar:
+            bar.stop()
+    checkpoint(out / "last.pt", with_state=True)
+    if step >= total_steps:
+        checkpoint(out / "model.pt", with_state=False)
+    if d.main:
+        try:
+            plot_metrics(history, out / "metrics.png", title=f"{mcfg.name} {mcfg.variant} {mcfg.frames}f")
+        except ImportError:  # matplotlib is in the train extra; a bare runtime still trains
+            print("note: matplotlib is not installed, no metrics.png")
+    final = next((r for r in reversed(history) if "val_top1" in r), {})
+    return TrainResult(out=out, step=step, metrics=history, final=final)
+
+
+class _Plans(Dataset):
+    """The clip plans of a generated data set (no pixels: cheap to make in DataLoader workers)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        return self.ds.plan(i)
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def plot_metrics(history: list[dict], path: Path, title: str = "") -> Path:
+    """Training loss and validation top-1 against steps, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tr = [r for r in history if "loss" in r]
+    ev = [r for r in history if "val_top1" in r]
+    fig, ax1 = plt.subplots(figsize=(7, 4), dpi=110)
+    if tr:
+        ax1.plot([r["step"] for r in tr], [r["loss"] for r in tr], color="tab:blue", label="train loss")
+    ax1.set_xlabel("optimizer step")
+    ax1.set_ylabel("train loss", color="tab:blue")
+    ax2 = ax1.twinx()
+    if ev:
+        ax2.plot([r["step"] for r in ev], [100 * r["val_top1"] for r in ev], "o-", color="tab:green", label="val top-1")
+    ax2.set_ylabel("val top-1 (%)", color="tab:green")
+    ax2.set_ylim(0, 100)
+    ax1.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,188 @@
+"""Training on real clips (CPU): a few steps run, a tiny run overfits, resume is exact, DDP (gloo, 2
+processes) matches single-process gradients, eval prints the metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from inti_edge.model import load_checkpoint
+from inti_edge.train import EpochSampler, TrainConfig, TrainError, lr_at, train
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIPS = sorted(str(p) for p in (ROOT / "tests" / "data").glob("*.mp4"))
+MOTION = "motion:" + ",".join(CLIPS)  # Big Buck Bunny, 8 s
+OTHER = "motion:" + ",".join(sorted(str(p) for p in (ROOT / "tests" / "data").glob("*.avi")))  # UCF101 clip
+
+# a fast CPU model: small ViT narrowed to 4 blocks at 64 px; the same code path as the real ones
+TINY = dict(model="small", frames=4, halvings=1, workers=0, device="cpu", quiet=True, log_every=1, warmup_steps=2)
+
+
+def _tiny_cfg(tmp_path, **kw) -> TrainConfig:
+    base = dict(data=MOTION, val_data=OTHER, val_split="all", out=str(tmp_path / "run"), **TINY)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(autouse=True)
+def _small_vit(monkeypatch):
+    """Shrink the 'small' preset for these tests (4 blocks, 64 px) so CPU runs take seconds."""
+    import dataclasses
+
+    from inti_edge.model import config as mc
+
+    tiny = dataclasses.replace(mc.SMALL, layers=4, image_size=64, width=64, embed_dim=64)
+    monkeypatch.setitem(mc.PRESETS, "small", tiny)
+
+
+def test_clips_are_committed():
+    assert len(CLIPS) >= 1, "tests/data must hold real sample clips"
+
+
+def test_a_few_training_steps_write_checkpoint_metrics_and_plot(tmp_path):
+    cfg = _tiny_cfg(tmp_path, epochs=1, steps_per_epoch=3, batch_size=4, clips_per_epoch=16, eval_clips=8)
+    res = train(cfg)
+    assert res.step == 3
+    lines = [json.loads(l) for l in (res.out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "loss" in r] == [1, 2, 3]
+    assert all(r["clips_per_s"] > 0 and r["lr"] > 0 for r in lines if "loss" in r)
+    ev = [r for r in lines if "val_top1" in r]
+    assert len(ev) == 1 and ev[0]["val_n"] == 8 and 0 <= ev[0]["val_top1"] <= 1
+    model, meta = load_checkpoint(res.out / "model.pt")
+    assert meta["classes"][0] == "static" and len(meta["classes"]) == model.cfg.num_classes == 7
+    png = (res.out / "metrics.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_tiny_overfit_run_decreases_the_loss(tmp_path):
+    # a Kinetics-style CSV of the two real clips, one class each: a tiny run must learn it
+    csv = tmp_path / "clips.csv"
+    vids = sorted((ROOT / "tests" / "data").glob("*.mp4")) + sorted((ROOT / "tests" / "data").glob("*.avi"))
+    csv.write_text("".join(f"{v},{'cartoon' if v.suffix == '.mp4' else 'football'}\n" for v in vids))
+    cfg = _tiny_cfg(tmp_path, data=str(csv), val_data=str(csv), val_split="val", epochs=10, steps_per_epoch=2,
+                    batch_size=4, lr=2e-3, warmup_steps=2)
+    res = train(cfg)
+    losses = [r["loss"] for r in res.metrics if "loss" in r]
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < 0.5 * first, (first, last)
+    assert res.final["val_top1"] == 1.0
+
+
+def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path):
+    kw = dict(epochs=2, steps_per_epoch=3, batch_size=4, clips_per_epoch=12, eval_clips=4, ckpt_every=2)
+    full = train(_tiny_cfg(tmp_path / "a", **kw))
+    # the interrupted run: stops after step 4 (mid-epoch 1), then resumes from its checkpoint
+    stopped = train(_tiny_cfg(tmp_path / "b", stop_after=4, **kw))
+    assert stopped.step == 4
+    state = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)
+    assert state["train_state"]["step"] == 4
+    resumed = train(_tiny_cfg(tmp_path / "c", workers=0), resume=tmp_path / "b" / "run" / "last.pt")
+    assert resumed.step == full.step == 6
+    a = torch.load(full.out / "model.pt", weights_only=True)["state_dict"]
+    c = torch.load(resumed.out / "model.pt", weights_only=True)["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], c[k]), k
+    losses = lambda r: [m["loss"] for m in r.metrics if "loss" in m]  # noqa: E731
+    assert losses(resumed) == losses(full)
+
+
+def test_sampler_and_schedule():
+    s = EpochSampler(10, seed=3, rank=0, world=2, per_rank=5)
+    s.set_epoch(0)
+    a = s.indices()
+    s.set_epoch(1)
+    assert a != s.indices() and len(a) == 5
+    s2 = EpochSampler(10, seed=3, rank=1, world=2, per_rank=5)
+    s2.set_epoch(0)
+    assert sorted(a + s2.indices()) == list(range(10))  # ranks partition the epoch
+    s.set_epoch(0, skip=2)
+    assert list(s) == a[2:]
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.0)
+    assert lr_at(0, 100, cfg) == pytest.approx(0.1) and lr_at(9, 100, cfg) == pytest.approx(1.0)
+    assert lr_at(55, 100, cfg) == pytest.approx(0.5) and lr_at(100, 100, cfg) == pytest.approx(0.0)
+
+
+def test_bad_options_are_clear(tmp_path):
+    with pytest.raises(TrainError, match="no training data"):
+        train(TrainConfig(out=str(tmp_path)))
+    with pytest.raises(TrainError, match="data"):
+        train(_tiny_cfg(tmp_path, data="motion:/nonexistent.mp4"))
+    (tmp_path / "c.yaml").write_text("nonsense_key: 3\n")
+    with pytest.raises(TrainError, match="unknown keys"):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
+
+
+# --- DDP --------------------------------------------------------------------------------------
+def _ddp_worker(rank: int, world: int, init_file: str, x: torch.Tensor, y: torch.Tensor, out: str) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from inti_edge.model import create_model, make_config
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = create_model(make_config("small", 4, 1, num_classes=7, vision=dict(layers=4, image_size=64, width=64, embed_dim=64)))
+    net = DDP(model)
+    shard = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
+    loss = torch.nn.functional.cross_entropy(net(x[shard]), y[shard])
+    loss.backward()
+    if rank == 0:
+        torch.save({n: p.grad for n, p in model.named_parameters()}, out)
+    dist.destroy_process_group()
+
+
+def test_ddp_gloo_two_processes_match_single_process_gradients(tmp_path):
+    from inti_edge.model import create_model, make_config
+
+    torch.manual_seed(1)
+    x, y = torch.randn(4, 4, 3, 64, 64), torch.tensor([0, 3, 5, 6])
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), x, y, str(tmp_path / "g.pt")), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "g.pt", weights_only=True)
+    torch.manual_seed(0)
+    model = create_model(make_config("small", 4, 1, num_classes=7, vision=dict(layers=4, image_size=64, width=64, embed_dim=64)))
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(ddp[n], p.grad, rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_torchrun_two_process_training_runs(tmp_path):
+    """The README's multi-GPU command, on the CPU with gloo: same command, two processes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29613", str(ROOT / "cli.py"),
+           "train", "--data", MOTION, "--model", "small", "--frames", "4", "--epochs", "1", "--steps-per-epoch", "2",
+           "--batch-size", "2", "--clips-per-epoch", "8", "--eval-clips", "4", "--val-data", OTHER, "--val-split", "all", "--workers", "0", "--device", "cpu",
+           "--out", str(tmp_path / "ddp"), "--quiet"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    assert summary["step"] == 2 and summary["val_n"] == 4
+    st = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    assert st["train_state"]["world"] == 2
+
+
+def test_eval_cli_prints_top1_top5_n(tmp_path):
+    res = train(_tiny_cfg(tmp_path, epochs=1, steps_per_epoch=1, batch_size=2, clips_per_epoch=4, eval_clips=2))
+    p = subprocess.run([sys.executable, str(ROOT / "cli.py"), "eval", str(res.out / "model.pt"), "--data", OTHER,
+                        "--split", "all", "--limit", "6", "--workers", "0", "--json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout)
+    assert r["n"] == 6 and 0 <= r["top1"] <= r["top5"] <= 1 and set(r["per_class"]) == set(load_checkpoint(res.out / "model.pt")[1]["classes"])
+    bad = subprocess.run([sys.executable, str(ROOT / "cli.py"), "eval", str(tmp_path / "nope.pt"), "--data", MOTION],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no checkpoint" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_data_on_device_path_gives_the_same_batches(tmp_path):
+    """--data-on-device (workers plan, the device cuts) trains on exactly the clips of the plain path."""
+    kw = dict(epochs=1, steps_per_epoch=2, batch_size=4, clips_per_epoch=8, eval_clips=4)
+    a = train(_tiny_cfg(tmp_path / "a", **kw))
+    b = train(_tiny_cfg(tmp_path / "b", data_on_device=True, **kw))
+    la = [m["loss"] for m in a.metrics if "loss" in m]
+    lb = [m["loss"] for m in b.metrics if "loss" in m]
+    assert la == pytest.approx(lb, rel=1e-5)
