@@ -283,3 +283,13 @@ def test_flops_cli_prints_one_json_object():
 def test_flops_cli_bad_model_is_one_line_error():
     p = subprocess.run([sys.executable, str(ROOT / "cli.py"), "flops", "--model", "nope"], capture_output=True, text=True)
     assert p.returncode == 2 and "unknown model" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_use_kernels_without_a_gpu_keeps_the_reference_path():
+    torch.manual_seed(0)
+    model = create_model(make_config("small", 4, 1, num_classes=3)).eval()
+    x = torch.randn(1, 4, 3, 112, 112)
+    with torch.no_grad():
+        ref = model(x)
+        model.use_kernels()  # CPU tensors: the CUDA kernel never applies
+        assert torch.equal(model(x), ref)

@@ -137,8 +137,16 @@ class TokenInterpolation(nn.Module):
         out = w[..., 0, None] * xg[:, 0] + w[..., 1, None] * xg[:, 1]  # (P, N, G, C/G)
         return out.reshape(P, N, C)
 
+    #: inference on a CUDA device may use the CUDA kernel of plugins/ (``InTIVideoModel.use_kernels``)
+    fast_path: bool = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (P, 2, N, C) frame pairs -> (P, N, C) merged frames."""
+        if self.fast_path and x.is_cuda and not torch.is_grad_enabled():
+            from inti_edge import kernels  # forward-only: training keeps this reference path
+
+            if kernels.available():
+                return kernels.token_interpolation(x, self)
         return self.blend(x, self.weights(x))
 
     def extra_repr(self) -> str:

@@ -148,6 +148,17 @@ class InTIVideoModel(nn.Module):
         """clip (B, T, 3, S, S), normalised -> logits (B, classes)."""
         return self.head(self.encode_units(clip))
 
+    def use_kernels(self, enabled: bool = True) -> bool:
+        """Run the interpolation with the CUDA kernel of plugins/ in inference (no grad) on a GPU.
+        Returns whether the kernel is usable here; the reference path is used where it is not."""
+        for op in self.interps:
+            op.fast_path = enabled
+        if not enabled:
+            return False
+        from inti_edge import kernels
+
+        return kernels.available()
+
     def split(self) -> tuple["VideoEncoder", "VideoHead"]:
         """The streaming form: (encoder: one unit -> embedding, head: unit embeddings -> logits)."""
         return VideoEncoder(self), VideoHead(self)

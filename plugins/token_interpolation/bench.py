@@ -1,0 +1,179 @@
+"""Benchmark of the TokenInterpolation CUDA kernel against PyTorch on one GPU.
+
+    python plugins/token_interpolation/bench.py [--P 128 --grid 14 14 --C 768 --dtypes f16 f32] [--json out.json]
+
+Times, per dtype, with CUDA events around each single call (after an L2 flush, and with the GPU kept
+busy while the host enqueues it, so host launch overhead is not counted), variants interleaved in
+every repetition, medians over the repetitions:
+  kernel      inti_edge.kernels.token_interpolation (the path it picks: fused on sm_90)
+  fused-R<n>  the fused kernel at a forced cluster size; fallback: the three-kernel path
+  eager       the reference module (inti_edge.model.interpolation.TokenInterpolation) in that dtype
+  compile     torch.compile of the reference module
+Effective bandwidth = (bytes of x read once + bytes of out written) / time, as a fraction of the
+device-to-device copy bandwidth (bytes read + written) measured in the same run.
+Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from inti_edge import kernels  # noqa: E402
+from inti_edge.model.interpolation import InterpolationConfig, TokenInterpolation  # noqa: E402
+
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+def random_module(C, grid, cfg: InterpolationConfig, seed=0) -> TokenInterpolation:
+    gen = torch.Generator().manual_seed(seed)
+    m = TokenInterpolation(C, grid, cfg)
+    with torch.no_grad():
+        m.proj_in.weight.copy_(torch.randn(m.proj_in.weight.shape, generator=gen) / (2 * C) ** 0.5)
+        m.proj_out.weight.copy_(torch.randn(m.proj_out.weight.shape, generator=gen) * 0.3)
+        m.proj_out.bias.copy_(torch.randn(m.proj_out.bias.shape, generator=gen) * 0.2)
+    return m.eval().cuda()
+
+
+def time_one(fn, flush: torch.Tensor) -> float:
+    """GPU time of fn() alone: L2 flushed first; the GPU is kept busy (sleep kernel) while the host
+    enqueues, so launch gaps of multi-kernel variants (eager) are not counted against them."""
+    flush.zero_()  # evict x / out from L2: every timed call starts from DRAM
+    if hasattr(torch.cuda, "_sleep"):
+        torch.cuda._sleep(2_000_000)  # ~1 ms of GPU cycles, enough to enqueue every kernel of fn
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) * 1e3  # us
+
+
+def copy_bandwidth(flush, nbytes=1 << 30, reps=15) -> tuple[float, float]:
+    """Median device-to-device copy time (us) of nbytes and its bandwidth in GB/s (read + written)."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    ts = [time_one(lambda: dst.copy_(src), flush) for _ in range(reps)]
+    t = statistics.median(ts)
+    del src, dst
+    return t, 2 * nbytes / (t * 1e-6) / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--P", type=int, default=128, help="frame pairs (batch 32 x 8 frames -> 128)")
+    ap.add_argument("--grid", type=int, nargs=2, default=(14, 14))
+    ap.add_argument("--C", type=int, default=768)
+    ap.add_argument("--dtypes", nargs="+", default=["f16", "f32"], choices=sorted(DTYPES))
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--clusters", type=int, nargs="*", default=[4, 8, 12, 16], help="forced cluster sizes to time too")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--json", type=Path, help="also write the JSON result here")
+    args = ap.parse_args()
+
+    if not kernels.available():
+        raise SystemExit(f"kernels unavailable: {kernels.load_error()}")
+    torch.backends.cuda.matmul.allow_tf32 = False  # the eager / compiled reference in true fp32
+    torch.backends.cudnn.allow_tf32 = False
+    dev = torch.cuda.get_device_name()
+    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    copy_us, copy_gbs = copy_bandwidth(flush)
+    print(f"device: {dev}; copy of 1 GiB: {copy_us:.0f} us = {copy_gbs:.0f} GB/s (read + write)")
+
+    H, W = args.grid
+    N = 1 + H * W
+    cfg = InterpolationConfig()
+    base = random_module(args.C, (H, W), cfg)
+    results = {"device": dev, "copy_GBps": round(copy_gbs, 1), "shape": [args.P, 2, N, args.C], "cfg": cfg.to_dict(),
+               "dtypes": {}}
+    rows = []
+    for name in args.dtypes:
+        dtype = DTYPES[name]
+        gen = torch.Generator(device="cuda").manual_seed(1)
+        x = torch.randn(args.P, 2, N, args.C, device="cuda", generator=gen).to(dtype)
+        m = copy.deepcopy(base).to(dtype)
+        es = x.element_size()
+        nbytes = x.numel() * es + args.P * N * args.C * es
+        plan = kernels.plan(x, base)
+        variants = {"kernel": lambda: kernels.token_interpolation(x, base)}
+        for r in args.clusters:
+            p = kernels.plan(x, base, path="fused", cluster=r)
+            if p["path"] == "fused" and p["cluster"] != plan.get("cluster"):
+                variants[f"fused-R{p['cluster']}"] = (lambda r=r: kernels.token_interpolation(x, base, path="fused", cluster=r))
+        variants["fallback"] = lambda: kernels.token_interpolation(x, base, path="fallback")
+        variants["eager"] = lambda: m(x)
+        compile_s = None
+        if not args.no_compile:
+            t0 = time.time()
+            try:
+                mc = torch.compile(m)
+                with torch.no_grad():
+                    mc(x)
+                torch.cuda.synchronize()
+                variants["compile"] = lambda: mc(x)
+            except Exception as e:  # report, keep the other variants
+                print(f"torch.compile failed for {name}: {type(e).__name__}: {e}")
+            compile_s = time.time() - t0
+        # correctness of every variant against float64
+        with torch.no_grad():
+            ref = copy.deepcopy(base).double()(x.double())
+            errs = {k: (fn().double() - ref).abs().max().item() for k, fn in variants.items()}
+        del ref
+        times = {k: [] for k in variants}
+        with torch.no_grad():
+            for fn in variants.values():  # warm-up
+                for _ in range(3):
+                    fn()
+            torch.cuda.synchronize()
+            keys = list(variants)
+            for rep in range(args.reps):
+                for k in keys[rep % len(keys):] + keys[: rep % len(keys)]:  # interleaved, rotating order
+                    times[k].append(time_one(variants[k], flush))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        d = {"plan": plan, "bytes": nbytes, "ideal_us_at_copy_bw": nbytes / (copy_gbs * 1e9) * 1e6,
+             "compile_s": compile_s, "variants": {}}
+        for k in variants:
+            gbs = nbytes / (med[k] * 1e-6) / 1e9
+            v = {"median_us": round(med[k], 2), "min_us": round(min(times[k]), 2), "GBps": round(gbs, 1),
+                 "frac_copy_bw": round(gbs / copy_gbs, 3), "max_abs_err_vs_f64": errs[k]}
+            if "eager" in med:
+                v["speedup_vs_eager"] = round(med["eager"] / med[k], 2)
+            if "compile" in med:
+                v["speedup_vs_compile"] = round(med["compile"] / med[k], 2)
+            d["variants"][k] = v
+            rows.append((name, k, v))
+        results["dtypes"][name] = d
+        del x, m
+
+    print(f"\nP={args.P} N={N} C={args.C} ({', '.join(args.dtypes)}); copy bandwidth {copy_gbs:.0f} GB/s; "
+          f"medians of {args.reps} interleaved event-timed runs, L2 flushed before each")
+    hdr = f"{'dtype':5} {'variant':10} {'median us':>10} {'GB/s':>7} {'% copy':>7} {'x eager':>8} {'x compile':>9} {'max|err|':>9}"
+    print(hdr)
+    print("-" * len(hdr))
+    for name, k, v in rows:
+        print(f"{name:5} {k:10} {v['median_us']:10.1f} {v['GBps']:7.0f} {100 * v['frac_copy_bw']:6.1f}% "
+              f"{v.get('speedup_vs_eager', float('nan')):8.2f} {v.get('speedup_vs_compile', float('nan')):9.2f} "
+              f"{v['max_abs_err_vs_f64']:9.2e}")
+    for name, d in results["dtypes"].items():
+        print(f"{name}: plan {d['plan']}; ideal at copy bandwidth {d['ideal_us_at_copy_bw']:.1f} us; "
+              f"torch.compile took {d['compile_s'] or 0:.0f} s")
+    line = json.dumps(results)
+    print(line)
+    if args.json:
+        args.json.write_text(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

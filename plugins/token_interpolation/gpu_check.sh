@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# All GPU-side checks of the TokenInterpolation kernels in one go (for a lent GPU machine or a dev box):
+#   1. the plugin harness against a prebuilt library (when INTI_PREBUILT is set)
+#   2. a fresh CMake build of libinti_plugins.so + harness, run (in the background, overlapping 3)
+#   3. tests/test_kernel_gpu.py (builds the PyTorch extension on first use)
+#   4. bench.py (alone on the GPU)
+# Each step is independent: one failing does not hide the others. Logs go to OUTDIR.
+#
+#   plugins/token_interpolation/gpu_check.sh OUTDIR
+set -x
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+OUTDIR="${1:-/tmp/inti_gpu_check}"
+mkdir -p "$OUTDIR"
+cd "$ROOT"
+export PYTHONUNBUFFERED=1
+TO_HARNESS="${TO_HARNESS:-90}" TO_PYTEST="${TO_PYTEST:-170}" TO_BENCH="${TO_BENCH:-170}"  # seconds per step
+T0=$(date +%s)
+stamp() { echo "[gpu_check +$(( $(date +%s) - T0 ))s] $*"; }
+
+{ nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv
+  python3 -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])"
+  nvcc --version | tail -1; cmake --version | head -1; } > "$OUTDIR/env.txt" 2>&1
+
+if [[ -n "${INTI_PREBUILT:-}" ]]; then
+  stamp "harness (prebuilt ${INTI_PREBUILT})"
+  INTI_PREBUILT="$INTI_PREBUILT" timeout "$TO_HARNESS" bash "$HERE/run_harness.sh" /tmp/inti_harness_prebuilt > "$OUTDIR/harness_prebuilt.log" 2>&1
+  echo "harness_prebuilt rc=$?" >> "$OUTDIR/harness_prebuilt.log"
+fi
+
+stamp "harness build (background)"
+( timeout "$TO_PYTEST" bash "$HERE/run_harness.sh" /tmp/inti_harness_build > "$OUTDIR/harness_build.log" 2>&1
+  echo "harness_build rc=$?" >> "$OUTDIR/harness_build.log" ) &
+HPID=$!
+
+stamp "pytest tests/test_kernel_gpu.py"
+timeout "$TO_PYTEST" python3 -m pytest -q -rA -p no:cacheprovider -s tests/test_kernel_gpu.py > "$OUTDIR/pytest.log" 2>&1
+echo "pytest rc=$?" >> "$OUTDIR/pytest.log"
+wait "$HPID"
+
+stamp "bench"
+timeout "$TO_BENCH" python3 "$HERE/bench.py" --json "$OUTDIR/bench.json" > "$OUTDIR/bench.log" 2>&1
+echo "bench rc=$?" >> "$OUTDIR/bench.log"
+NCU="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)"
+if [[ -n "$NCU" && "${SKIP_NCU:-0}" != 1 ]]; then
+  stamp "ncu (one fused launch, fp16, bench shape)"
+  timeout "${TO_NCU:-90}" "$NCU" --clock-control none -k regex:ti_fused_kernel -s 2 -c 1 \
+    --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+    --section WarpStateStats --section SchedulerStats python3 "$HERE/profile_one.py" > "$OUTDIR/ncu.txt" 2>&1
+  echo "ncu rc=$?" >> "$OUTDIR/ncu.txt"
+fi
+stamp "done"
+
+set +x
+echo "================ env"; cat "$OUTDIR/env.txt"
+for f in harness_prebuilt harness_build; do
+  [[ -f "$OUTDIR/$f.log" ]] && { echo "================ $f"; grep -E "^device|FAIL |rror" "$OUTDIR/$f.log" | head -8; sed -n '/^summary:/,$p' "$OUTDIR/$f.log"; }
+done
+echo "================ pytest"; grep -E "max\|err\||PASSED|FAILED|ERROR|passed|failed|rc=" "$OUTDIR/pytest.log" | grep -v "^PASSED" | tail -70
+echo "================ bench"; grep -v '^{' "$OUTDIR/bench.log" | grep -v -i "warn\|softmax\|split the\|important use\|^$" | tail -25
+[[ -f "$OUTDIR/ncu.txt" ]] && { echo "================ ncu"; grep -E "Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Cluster|Warp Cycles Per Issued|Issued Warp|No Eligible|One or More|rc=|==ERR|==WARN" "$OUTDIR/ncu.txt" | head -30; }

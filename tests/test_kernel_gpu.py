@@ -1,0 +1,217 @@
+"""The TokenInterpolation CUDA kernels (plugins/token_interpolation/ti_kernel.cu, via inti_edge.kernels)
+against the PyTorch reference module, on a GPU. Skipped where no CUDA device is present (CPU CI).
+
+The reference is the module evaluated in float64 on the same (rounded) input. On unit-scale inputs
+(torch.randn) the max absolute error must stay under fp32 1e-5, fp16 1e-2, bf16 5e-2. On token-like
+activations (per-token offsets and scales, a few channels x3: |x| up to ~20) the same tolerances
+scale with the output's magnitude (x max(1, max|ref| / 4)): absolute rounding of the output alone is
+then ~1e-6 in fp32. Every module has random, non-trivial weights (a fresh module's zero W_out would
+make every weight 1/2 and hide the context network).
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+from inti_edge import kernels  # noqa: E402
+from inti_edge.model.interpolation import InterpolationConfig, TokenInterpolation  # noqa: E402
+
+TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
+
+ODD = dict(context_dim=16, dilations=(2,), normalize="sigmoid", groups=3, cls_mode="half")
+CASES = {
+    # id: (dtype, P, grid, C, InterpolationConfig kwargs)
+    "vitb16-f32": (F32, 4, (14, 14), 768, {}),
+    "vitb16-f16": (F16, 4, (14, 14), 768, {}),
+    "vitb16-bf16": (BF16, 4, (14, 14), 768, {}),
+    "vitb16-f16-P128": (F16, 128, (14, 14), 768, {}),
+    "vitl14-f32": (F32, 3, (16, 16), 1024, {}),
+    "vitl14-f16": (F16, 3, (16, 16), 1024, {}),
+    "odd-7x5-c72-g3-sigmoid-clshalf-dil2-f32": (F32, 3, (7, 5), 72, ODD),
+    "odd-7x5-c72-g3-sigmoid-clshalf-dil2-f16": (F16, 3, (7, 5), 72, ODD),
+    "odd-5x7-c100-g4-d24-f16": (F16, 2, (5, 7), 100, dict(context_dim=24, dilations=(1, 3), groups=4)),
+    "odd-5x7-c100-g4-d24-f32": (F32, 2, (5, 7), 100, dict(context_dim=24, dilations=(1, 3), groups=4)),
+    "single-dilation-d64-9x11-c200-f16": (F16, 2, (9, 11), 200, dict(context_dim=64, dilations=(1,))),
+    "d8-g2-dil1,4-6x6-c96-f32": (F32, 2, (6, 6), 96, dict(context_dim=8, dilations=(1, 4), groups=2)),
+    "dilation-past-grid-3x4-c40-f32": (F32, 2, (3, 4), 40, dict(dilations=(5, 1, 2))),
+    "grid-1x1-c64-f16": (F16, 2, (1, 1), 64, {}),
+}
+
+
+def random_module(C: int, grid, cfg_kw: dict, seed: int) -> TokenInterpolation:
+    gen = torch.Generator().manual_seed(seed)
+    m = TokenInterpolation(C, grid, InterpolationConfig(**cfg_kw))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+        m.proj_in.weight.copy_(torch.randn(m.proj_in.weight.shape, generator=gen) / (2 * C) ** 0.5)
+        m.dw_weight.copy_(torch.randn(m.dw_weight.shape, generator=gen) / 3)
+        m.proj_out.weight.copy_(torch.randn(m.proj_out.weight.shape, generator=gen) * 0.3)
+        m.proj_in.bias.copy_(torch.randn(m.proj_in.bias.shape, generator=gen) * 0.1)
+        m.dw_bias.copy_(torch.randn(m.dw_bias.shape, generator=gen) * 0.1)
+        m.proj_out.bias.copy_(torch.randn(m.proj_out.bias.shape, generator=gen) * 0.2)
+    return m.eval().cuda()
+
+
+def random_input(P: int, N: int, C: int, dtype, seed: int) -> torch.Tensor:
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    return torch.randn(P, 2, N, C, generator=gen, device="cuda").to(dtype)
+
+
+def tokenlike_input(P: int, N: int, C: int, dtype, seed: int) -> torch.Tensor:
+    """Token-like activations: per-token offset and scale, some large channels."""
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    x = torch.randn(P, 2, N, C, generator=gen, device="cuda") * (0.5 + torch.rand(P, 2, N, 1, generator=gen, device="cuda"))
+    x += torch.randn(P, 2, N, 1, generator=gen, device="cuda") * 0.5
+    x[..., :: max(1, C // 7)] *= 3.0
+    return x.to(dtype)
+
+
+def reference(m: TokenInterpolation, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return copy.deepcopy(m).double()(x.double())
+
+
+def max_err(y: torch.Tensor, ref: torch.Tensor) -> float:
+    assert torch.isfinite(y).all(), "non-finite output (unwritten or overflow)"
+    return (y.double() - ref).abs().max().item()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _built():
+    assert kernels.available(), f"CUDA present but the extension did not build: {kernels.load_error()}"
+
+
+def _sm90() -> bool:
+    return torch.cuda.get_device_capability()[0] >= 9
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("path", ["auto", "fallback"])
+def test_kernel_matches_reference(case, path):
+    dtype, P, grid, C, kw = CASES[case]
+    m = random_module(C, grid, kw, seed=zlib.crc32(case.encode()) % 1000)
+    x = random_input(P, 1 + grid[0] * grid[1], C, dtype, seed=7)
+    with torch.no_grad():
+        y = kernels.token_interpolation(x, m, path=path)
+    assert y.shape == (P, x.shape[2], C) and y.dtype == dtype
+    err = max_err(y, reference(m, x))
+    plan = kernels.plan(x, m, path=path)
+    print(f"{case} [{path} -> {plan['path']} cluster={plan['cluster']}] max|err|={err:.3g}")
+    assert err <= TOL[dtype], f"{case} {path} ({plan}): max|err| {err:.3g} > {TOL[dtype]}"
+
+
+@pytest.mark.parametrize("case", ["vitb16-f32", "vitb16-f16", "vitl14-f32", "vitl14-f16", "vitb16-bf16"])
+@pytest.mark.parametrize("path", ["auto", "fallback"])
+def test_tokenlike_activations(case, path):
+    dtype, P, grid, C, kw = CASES[case]
+    m = random_module(C, grid, kw, seed=zlib.crc32(case.encode()) % 1000)
+    x = tokenlike_input(P, 1 + grid[0] * grid[1], C, dtype, seed=8)
+    with torch.no_grad():
+        y = kernels.token_interpolation(x, m, path=path)
+    ref = reference(m, x)
+    tol = TOL[dtype] * max(1.0, ref.abs().max().item() / 4)
+    err = max_err(y, ref)
+    print(f"token-like {case} [{path}] max|ref|={ref.abs().max().item():.1f} max|err|={err:.3g} tol={tol:.2g}")
+    assert err <= tol
+
+
+@pytest.mark.parametrize("dtype", [F32, F16])
+@pytest.mark.parametrize("cluster", [4, 8, 12, 16])
+def test_fused_cluster_sizes(dtype, cluster):
+    if not _sm90():
+        pytest.skip("fused path needs sm_90")
+    m = random_module(768, (14, 14), {}, seed=3)
+    x = random_input(5, 197, 768, dtype, seed=11)
+    plan = kernels.plan(x, m, path="fused", cluster=cluster)
+    if plan["path"] != "fused":
+        pytest.skip(f"cluster {cluster} does not fit: {plan['reason']}")
+    with torch.no_grad():
+        y = kernels.token_interpolation(x, m, path="fused", cluster=cluster)
+    err = max_err(y, reference(m, x))
+    print(f"cluster={cluster} -> {plan} max|err|={err:.3g}")
+    assert err <= TOL[dtype]
+
+
+def test_fast_path_is_taken_on_vit_shapes():
+    """On Hopper the vit-b16 / vit-l14 shapes must run the fused kernel, not the fallback."""
+    if not _sm90():
+        pytest.skip("fused path needs sm_90")
+    for C, grid in ((768, (14, 14)), (1024, (16, 16))):
+        for dtype in (F32, F16, BF16):
+            m = random_module(C, grid, {}, seed=1)
+            x = random_input(2, 1 + grid[0] * grid[1], C, dtype, seed=1)
+            plan = kernels.plan(x, m)
+            assert plan["path"] == "fused", (C, dtype, plan)
+
+
+def test_deterministic_and_stream_ordered():
+    m = random_module(768, (14, 14), {}, seed=5)
+    x = random_input(16, 197, 768, F16, seed=5)
+    with torch.no_grad():
+        a = kernels.token_interpolation(x, m)
+        s = torch.cuda.Stream()
+        with torch.cuda.stream(s):
+            b = kernels.token_interpolation(x, m)
+        s.synchronize()
+    assert torch.equal(a, b)
+
+
+def test_matches_module_in_its_own_dtype():
+    """As the model would use it: module and kernel on the same fp16 input agree closely."""
+    m = random_module(768, (14, 14), {}, seed=9)
+    x = random_input(4, 197, 768, F16, seed=9)
+    with torch.no_grad():
+        y = kernels.token_interpolation(x, m)
+        y_mod = copy.deepcopy(m).half()(x)
+    assert (y.float() - y_mod.float()).abs().max().item() < 2e-2
+
+
+def test_weights_cache_follows_parameter_updates():
+    m = random_module(96, (6, 6), dict(context_dim=8), seed=2)
+    x = random_input(2, 37, 96, F32, seed=2)
+    with torch.no_grad():
+        y1 = kernels.token_interpolation(x, m)
+        m.proj_out.bias.add_(torch.tensor([1.0, -1.0], device="cuda"))  # in-place: version bump
+        y2 = kernels.token_interpolation(x, m)
+    assert not torch.allclose(y1, y2)
+    assert max_err(y2, reference(m, x)) <= TOL[F32]
+
+
+def test_rejects_bad_input():
+    m = random_module(96, (6, 6), dict(context_dim=8), seed=2)
+    with pytest.raises(ValueError):
+        kernels.token_interpolation(torch.zeros(2, 2, 36, 96, device="cuda"), m)  # N != 1 + 6*6
+    with pytest.raises(ValueError):
+        kernels.token_interpolation(torch.zeros(2, 2, 37, 95, device="cuda"), m)  # C != width
+    with pytest.raises(TypeError):
+        kernels.token_interpolation(torch.zeros(2, 2, 37, 96, device="cuda", dtype=torch.float64), m)
+    with pytest.raises(RuntimeError):
+        kernels.token_interpolation(torch.zeros(2, 2, 37, 96, device="cuda", requires_grad=True), m)
+
+
+def test_video_model_fast_path_matches_reference_path():
+    """InTIVideoModel.use_kernels(): inference with the kernel equals the reference path (fp32)."""
+    from inti_edge.model import create_model, make_config
+
+    torch.manual_seed(0)
+    model = create_model(make_config("small", 8, 2, num_classes=7)).cuda().eval()
+    for op in model.interps:
+        with torch.no_grad():
+            op.proj_out.weight.normal_(std=0.5)
+            op.proj_out.bias.normal_(std=0.5)
+    clip = torch.randn(3, 8, 3, 112, 112, device="cuda")
+    with torch.no_grad():
+        ref = model(clip)
+        assert model.use_kernels()
+        fast = model(clip)
+    model.use_kernels(False)
+    assert (fast - ref).abs().max().item() <= 1e-4 * max(1.0, ref.abs().max().item())
