@@ -293,3 +293,16 @@ def test_use_kernels_without_a_gpu_keeps_the_reference_path():
         ref = model(x)
         model.use_kernels()  # CPU tensors: the CUDA kernel never applies
         assert torch.equal(model(x), ref)
+
+
+def test_bundled_default_model_loads_and_is_what_the_card_says():
+    import hashlib
+
+    from inti_edge.defaults import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
+
+    assert hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest() == DEFAULT_MODEL_SHA256
+    model, meta = load_checkpoint(DEFAULT_MODEL)
+    assert meta["classes"] == ["static", "pan_left", "pan_right", "pan_up", "pan_down", "zoom_in", "zoom_out"]
+    assert model.cfg.name == "small" and model.cfg.interp_after == (2,) and model.cfg.frames == 8
+    card = (DEFAULT_MODEL.parent / "MODEL_CARD.md").read_text()
+    assert DEFAULT_MODEL_SHA256 in card and f"{DEFAULT_MODEL.stat().st_size:,}" in card
