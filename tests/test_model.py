@@ -138,6 +138,21 @@ def test_shapes_for_every_config(preset, frames, halvings):
     assert cfg.units == frames // 2**halvings
 
 
+def test_mean_head_and_temporal_head_differ_in_order_awareness():
+    """The temporal head sees the order of units (learned temporal positions); the mean head not."""
+    torch.manual_seed(0)
+    units = torch.randn(2, 4, 5, 192)
+    rev = units.flip(1)
+    for head, order_aware in (("temporal", True), ("mean", False)):
+        model = create_model(make_config("small", 8, 1, num_classes=7, head=head)).eval()
+        with torch.no_grad():
+            if head == "temporal":
+                model.head.time_pos.normal_(std=1.0)
+            a, b = model.head(units), model.head(rev)
+        assert a.shape == (2, 7)
+        assert (not torch.allclose(a, b, atol=1e-5)) == order_aware, head
+
+
 def test_schedule_and_config_errors():
     assert make_config("vit-b16").interp_after == (3,)
     assert make_config("vit-l14", halvings=2).interp_after == (6, 12)
