@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from inti_edge.commands import flops as _flops
+from inti_edge.commands import build as _build
+from inti_edge.commands import check as _check
+from inti_edge.commands import export as _export
 from inti_edge.commands import train as _train
 
 app = typer.Typer(
@@ -31,6 +34,9 @@ def _root(
 
 # --- commands (one line each; the function lives in inti_edge/commands/<name>.py) ----------------
 app.command("flops")(_flops.flops)
+app.command("export")(_export.export)
+app.command("build")(_build.build)
+app.command("check")(_check.check)
 app.command("train")(_train.train)
 app.command("eval")(_train.eval_cmd)
 

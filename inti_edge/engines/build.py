@@ -1,0 +1,513 @@
+"""``inti-edge build``: an FP32 export -> fp32 / fp16 / int8 artifacts for a target, a TensorRT plan
+where ``tensorrt`` imports, a bundle to build on the device, manifest.json, and the gate.
+
+    DIR/model.onnx (encoder.onnx, head.onnx)   the artifacts, in the target's recipe (quantize.py)
+    DIR/model.plan ...                          TensorRT plans (only where tensorrt imports)
+    DIR/bundle/                                 ONNX (node + plugin-only forms), plugin sources,
+                                                build_config.json, build.sh (the exact commands)
+    DIR/manifest.json                           inputs' hashes, recipe, tool versions, TensorRT/SM/JetPack
+    DIR/report.json, report.md, report.png      the gate (check.py) on held-out clips
+
+Targets: ``cpu`` (ONNX Runtime; ISA from this machine, or cpu-x86 / cpu-vnni / cpu-arm), ``gpu``
+(TensorRT on this machine's GPU), ``h100``, ``a100``, ``l4`` (datacenter TensorRT), ``orin``
+(JetPack 6: TensorRT 10.3, which takes the ONNX local function over a plugin, so its bundle builds
+the plugin-only form), ``thor`` (JetPack 7). On Jetson targets the batch profile is small, the
+workspace is capped (memory is shared with the CPU) and ``--static-batch`` writes fixed-shape ONNX.
+DLA (Orin AGX/NX only) is not used: a ViT's attention and LayerNorm fall back to the GPU there.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import shlex
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import onnx
+
+from .. import __version__, plugin_spec
+from .. import export as ex
+from .. import quantize as q
+from . import EngineError
+from . import trt as trt_layer
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    backend: str  # onnxruntime | tensorrt
+    sm: str | None = None  # compute capability the plan is for (None: whatever GPU builds it)
+    jetson: bool = False
+    jetpack: str | None = None
+    tensorrt: str | None = None  # TensorRT the device ships
+    plugin_only: bool = False  # the parser there takes a local function over a registered plugin (TensorRT < 10.7)
+    batch: tuple[int, int, int] = (1, 8, 32)  # optimization profile min / opt / max
+    workspace_mib: int | None = None
+    cpu_isa: str | None = None  # onnxruntime int8 recipe
+
+
+TARGETS: dict[str, Target] = {
+    "cpu": Target("cpu", "onnxruntime"),
+    "cpu-x86": Target("cpu-x86", "onnxruntime", cpu_isa="x86"),
+    "cpu-vnni": Target("cpu-vnni", "onnxruntime", cpu_isa="x86-vnni"),
+    "cpu-arm": Target("cpu-arm", "onnxruntime", cpu_isa="arm"),
+    "gpu": Target("gpu", "tensorrt"),
+    "h100": Target("h100", "tensorrt", sm="9.0"),
+    "a100": Target("a100", "tensorrt", sm="8.0"),
+    "l4": Target("l4", "tensorrt", sm="8.9"),
+    "orin": Target("orin", "tensorrt", sm="8.7", jetson=True, jetpack="6.x", tensorrt="10.3", plugin_only=True,
+                   batch=(1, 1, 4), workspace_mib=1024),
+    "thor": Target("thor", "tensorrt", sm="11.0", jetson=True, jetpack="7.x", tensorrt=">=10.13", batch=(1, 1, 8),
+                   workspace_mib=2048),
+}
+
+
+@dataclass
+class BuildOptions:
+    precision: str = "fp16"
+    target: str = "cpu"
+    calib: str | None = None  # calibration manifest (.json) or data spec
+    calib_clips: int | None = None
+    calib_method: str = "entropy"
+    calib_cache: str | None = None  # default: the manifest's folder/cache, or ./calibration/cache
+    exclude: tuple[str, ...] = ()
+    op_types: tuple[str, ...] | None = None  # default per backend
+    attention: bool | None = None  # quantize attention's QK^T / AV matmuls; default per backend
+    data: str | None = None  # gate data spec
+    gate_split: str = "test"
+    gate_clips: int = 256
+    reference: str | None = None
+    budget: dict[str, float] = field(default_factory=dict)
+    auto_exclude: bool = False
+    forms: tuple[str, ...] = ("model", "encoder", "head")
+    batch: tuple[int, int, int] | None = None
+    static_batch: int | None = None
+    workspace_mib: int | None = None
+    opt_level: int = 3
+    version_compatible: bool = False
+    timing_cache: str | None = None
+    plugin: str | None = None  # plugin library for a local TensorRT build
+    threads: int | None = None
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+    report: Any  # check.CheckReport | None
+    plans: dict[str, Path]
+    messages: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return self.report is None or self.report.passed
+
+
+def _sources(model: Path, out_dir: Path, progress) -> tuple[dict[str, Path], Path | None]:
+    """FP32 ONNX files per form, and the checkpoint when ``model`` is one (exported into out_dir/fp32)."""
+    if model.suffix in (".pt", ".pth", ".ckpt"):
+        paths = ex.export_checkpoint(model, out_dir / "fp32", progress=lambda f: progress(f"export {f}"))
+        return {k: v for k, v in paths.items() if k in ex.FORMS}, model
+    folder = model if model.is_dir() else model.parent
+    main = model if model.is_file() else folder / "model.onnx"
+    if not main.is_file():
+        raise EngineError(f"no model.onnx in {model}")
+    found = {"model": main}
+    for form in ("encoder", "head"):
+        p = folder / f"{form}.onnx"
+        if p.is_file() and ex.read_info(p).form == form:
+            found[form] = p
+    return found, None
+
+
+def _reference(info: ex.ArtifactInfo, given: str | None, checkpoint: Path | None) -> tuple[Path | None, str]:
+    if given:
+        p = Path(given)
+        if not p.is_file():
+            raise EngineError(f"no reference checkpoint at {p}")
+        return p, "given"
+    if checkpoint:
+        return checkpoint, "built from"
+    src = Path(info.source) if info.source else None
+    if src and src.is_file() and ex.file_sha256(src) == info.source_sha256:
+        return src, "recorded in the ONNX metadata (hash matches)"
+    return None, "none"
+
+
+def _calibration(opts: BuildOptions, info: ex.ArtifactInfo, needed: bool, progress_clips) -> q.CalibrationSet | None:
+    spec = opts.calib
+    if spec is None and Path("calibration/default.json").is_file():
+        spec = "calibration/default.json"
+    if spec is None:
+        if needed:
+            raise EngineError("INT8 needs a calibration set: --calib MANIFEST.json or a data spec")
+        return None
+    manifest = q.CalibrationManifest.resolve(spec, clips=opts.calib_clips)
+    if not needed:  # FP16: AutoCast only reads a few clips' activations to find FP16-unsafe nodes
+        manifest = replace(manifest, clips=min(manifest.clips, 16))
+    cache = opts.calib_cache or (str(Path(spec).parent / "cache") if spec.endswith(".json") else "calibration/cache")
+    return q.calibration_set(manifest, info.config, info.preprocess, cache, classes=info.classes, progress=progress_clips)
+
+
+def _units(calib: q.CalibrationSet, cfg) -> q.CalibrationSet:
+    """The encoder's calibration set: every unit (2^s frames) of every calibration clip."""
+    n, T = calib.frames.shape[:2]
+    k = cfg.unit_frames
+    frames = calib.frames.reshape(n * (T // k), k, *calib.frames.shape[2:])
+    return replace(calib, frames=frames, labels=calib.labels.repeat(T // k))
+
+
+def _head_feeds(calib: q.CalibrationSet, encoder_onnx: Path, cfg, count: int = 32) -> q.FeedSet:
+    """The head's calibration inputs: FP32 encoder embeddings of the first calibration clips, (n, U, K, E)."""
+    import numpy as np
+
+    from .onnxrt import session
+
+    sess = session(encoder_onnx)
+    units = _units(q.CalibrationSet(calib.manifest, calib.fingerprint, calib.frames[:count], calib.labels[:count],
+                                    calib.mean, calib.std), cfg)
+    emb = np.concatenate([sess.run(None, {"unit": units.clips(i, i + 16)})[0] for i in range(0, len(units), 16)])
+    return q.FeedSet(emb.reshape(-1, cfg.units, *emb.shape[1:]).astype(np.float32))
+
+
+def _recipe(opts: BuildOptions, target: Target, calib: q.CalibrationSet | None) -> q.Recipe:
+    backend = target.backend
+    op_types = opts.op_types or (q.TRT_OP_TYPES if backend == "tensorrt" else q.CPU_OP_TYPES)
+    # Attention's QK^T / AV in INT8: on the CPU the speed lever (and within budget); for TensorRT not by
+    # default: on the default model they cost 2.5 points of top-1 agreement (98.8% -> 96.3%) for matmuls
+    # of 50 tokens that FP16 runs fast anyway
+    attention = opts.attention if opts.attention is not None else backend == "onnxruntime"
+    r = q.Recipe(opts.precision, backend, opts.calib_method, tuple(op_types) if opts.precision == "int8" else (),
+                 tuple(opts.exclude), target.cpu_isa or (q.cpu_isa() if backend == "onnxruntime" else ""),
+                 attention, len(calib) if calib is not None else 0)
+    if backend == "onnxruntime" and opts.precision == "fp16":
+        r.notes.append("fp16 on ONNX Runtime CPU runs through fp32 casts: smaller file, no speed-up")
+    return r
+
+
+def _head_recipe(recipe: q.Recipe) -> q.Recipe:
+    """The head (< 1% of the FLOPs, reads the encoder's embeddings) is never INT8: FP16 for TensorRT, FP32 on CPU."""
+    if recipe.precision != "int8":
+        return recipe
+    return replace(recipe, precision="fp16" if recipe.backend == "tensorrt" else "fp32", op_types=(), notes=[])
+
+
+def static_copy(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
+    """The same graph with the batch dimension fixed (Jetson-sane static shapes)."""
+    m = ex._copy(model)
+    for v in list(m.graph.input) + list(m.graph.output):
+        d = v.type.tensor_type.shape.dim[0]
+        d.Clear()
+        d.dim_value = batch
+    return m
+
+
+def _tool_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"inti-edge": __version__, "python": platform.python_version()}
+    for dist in ("onnx", "onnxruntime", "onnxruntime-gpu", "nvidia-modelopt", "polygraphy", "onnx-graphsurgeon", "torch"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    out["tensorrt"] = trt_layer.version()
+    return out
+
+
+def _shape(info: ex.ArtifactInfo) -> tuple[int, ...]:
+    cfg = info.config
+    S, E = cfg.vision.image_size, cfg.vision.embed_dim
+    return {"model": (1, cfg.frames, 3, S, S), "encoder": (1, cfg.unit_frames, 3, S, S),
+            "head": (1, cfg.units, cfg.unit_tokens, E)}[info.form]
+
+
+def trtexec_command(onnx_name: str, info: ex.ArtifactInfo, batch: tuple[int, int, int], static: bool, opts: BuildOptions,
+                    workspace: int | None, plan_name: str) -> list[str]:
+    shape = _shape(info)
+    dims = lambda b: "x".join(str(d) for d in (b, *shape[1:]))  # noqa: E731
+    cmd = ["trtexec", f"--onnx={onnx_name}", "--stronglyTyped", f"--saveEngine={plan_name}",
+           f"--builderOptimizationLevel={opts.opt_level}", "--timingCacheFile=timing.cache", "--skipInference"]
+    if not static:
+        cmd += [f"--minShapes={info.input_name}:{dims(batch[0])}", f"--optShapes={info.input_name}:{dims(batch[1])}",
+                f"--maxShapes={info.input_name}:{dims(batch[2])}"]
+    if workspace:
+        cmd.append(f"--memPoolSize=workspace:{workspace}M")
+    if opts.version_compatible:
+        cmd += ["--versionCompatible", "--setPluginsToSerialize=$PLUGIN_LIB"]
+    cmd.append("--dynamicPlugins=$PLUGIN_LIB")  # IPluginRegistry::loadLibrary: the library's getCreators
+    return cmd
+
+
+def _shell(cmd: list[str]) -> str:
+    """One command line; $PLUGIN_LIB stays a shell variable (double quotes), the rest is quoted."""
+    return " ".join(f'"{c}"' if "$PLUGIN_LIB" in c else shlex.quote(c) for c in cmd)
+
+
+def write_bundle(out_dir: Path, artifacts: dict[str, Path], target: Target, opts: BuildOptions,
+                 batch: tuple[int, int, int], workspace: int | None) -> Path:
+    """Everything a device needs to build its own plans: ONNX, plugin sources, config, the exact commands."""
+    bundle = out_dir / "bundle"
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    bundle.mkdir(parents=True)
+    src = Path(__file__).resolve().parents[2] / "plugins" / "token_interpolation"
+    if src.is_dir():
+        shutil.copytree(src, bundle / "plugins" / "token_interpolation",
+                        ignore=shutil.ignore_patterns("build", "*.o", "*.so", "__pycache__"))
+    has_plugin_sources = (bundle / "plugins" / "token_interpolation" / "CMakeLists.txt").is_file()
+    entries, lines = [], []
+    for form, path in artifacts.items():
+        model = onnx.load(str(path))
+        info = ex.read_info(model)
+        if opts.static_batch:
+            model = static_copy(model, opts.static_batch)
+        node_form = ex.save_onnx(model, bundle / f"{form}.onnx")
+        use = node_form.name
+        if ex.interpolation_nodes(model):
+            plugin_form = ex.save_onnx(ex.to_plugin_only(model), bundle / f"{form}.plugin.onnx")
+            if target.plugin_only:
+                use = plugin_form.name
+        cmd = trtexec_command(use, info, batch, bool(opts.static_batch), opts, workspace, f"{form}.plan")
+        entries.append({"form": form, "onnx": use, "plan": f"{form}.plan", "trtexec": cmd})
+        lines.append(_shell(cmd))
+    config = {
+        "target": asdict(target),
+        "precision": opts.precision,
+        "batch": {"min": batch[0], "opt": batch[1], "max": batch[2]} if not opts.static_batch else {"static": opts.static_batch},
+        "workspace_mib": workspace,
+        "builder_optimization_level": opts.opt_level,
+        "version_compatible": opts.version_compatible,
+        "strongly_typed": True,
+        "plugin_library": plugin_spec.PLUGIN_LIBRARY,
+        "plugin": f"{plugin_spec.PLUGIN_NAMESPACE}::{plugin_spec.PLUGIN_NAME} v{plugin_spec.PLUGIN_VERSION}",
+        "forms": entries,
+        "notes": [
+            "plans are not portable between GPUs or TensorRT versions: build them on the device",
+            "TensorRT < 10.7 takes an ONNX local function over a registered plugin: use the *.plugin.onnx files there",
+            "DLA is not used: a ViT's attention and LayerNorm fall back to the GPU",
+        ],
+    }
+    (bundle / "build_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    script = [
+        "#!/usr/bin/env bash",
+        f"# Build the TensorRT plans of this bundle on the device ({target.name}). Generated by inti-edge {__version__}.",
+        "set -euo pipefail",
+        'cd "$(dirname "$0")"',
+        f'PLUGIN_LIB="${{PLUGIN_LIB:-$PWD/plugins/token_interpolation/build/{plugin_spec.PLUGIN_LIBRARY}}}"',
+        'if [ ! -f "$PLUGIN_LIB" ]; then',
+        "  cmake -S plugins/token_interpolation -B plugins/token_interpolation/build -DCMAKE_BUILD_TYPE=Release",
+        "  cmake --build plugins/token_interpolation/build -j",
+        "fi",
+        "cat /etc/nv_tegra_release 2>/dev/null || true",
+        *lines,
+        "",
+    ]
+    sh = bundle / "build.sh"
+    sh.write_text("\n".join(script))
+    sh.chmod(0o755)
+    readme = [
+        f"# inti-edge bundle for {target.name} ({opts.precision})",
+        "",
+        "Run `./build.sh` on the device: it compiles the TokenInterpolation plugin from `plugins/` (CMake, CUDA)",
+        "and builds one strongly typed plan per ONNX file with `trtexec` (precision comes from the ONNX: FP16",
+        "tensors and INT8 Q/DQ scales are inside). Set `PLUGIN_LIB` to use a plugin library built elsewhere.",
+        "",
+        "Then check a plan against the FP32 model with `inti-edge check model.plan --reference CHECKPOINT --data SPEC`",
+        "(copy manifest.json next to the plan).",
+    ]
+    if not has_plugin_sources:
+        readme += ["", "WARNING: plugins/token_interpolation had no CMakeLists.txt when this bundle was written;",
+                   "add the plugin sources before running build.sh."]
+    (bundle / "README.md").write_text("\n".join(readme) + "\n")
+    return bundle
+
+
+def build(model: str | Path, out_dir: str | Path, opts: BuildOptions,
+          progress: Callable[[str, int | None, int | None], None] | None = None) -> BuildResult:
+    """Build artifacts for ``opts.target`` in ``opts.precision`` from an export (dir / model.onnx) or a checkpoint."""
+    from .. import check as ck
+
+    step = progress or (lambda name, done=None, total=None: None)
+    model, out_dir = Path(model), Path(out_dir)
+    if not model.exists():
+        raise EngineError(f"no model at {model}")
+    if opts.target not in TARGETS:
+        raise EngineError(f"unknown target {opts.target!r}; choose one of {', '.join(TARGETS)}")
+    if opts.precision not in q.PRECISIONS:
+        raise EngineError(f"unknown precision {opts.precision!r}; choose one of {', '.join(q.PRECISIONS)}")
+    target = TARGETS[opts.target]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    messages: list[str] = []
+    t0 = time.time()
+
+    sources, checkpoint = _sources(model, out_dir, lambda s: step(s))
+    if any(p.resolve().parent == out_dir.resolve() for p in sources.values()):
+        raise EngineError(f"the output folder {out_dir} holds the FP32 export; build into another folder")
+    main_info = ex.read_info(sources["model"])
+    if main_info.precision != "fp32":
+        raise EngineError(f"{sources['model']} is already {main_info.precision}: build from the FP32 export")
+    reference, ref_how = _reference(main_info, opts.reference, checkpoint)
+    gate = None
+    if opts.data:  # decode the gate's clips first: a bad spec fails before minutes of quantization
+        step("gate clips")
+        gate = ck.gate_data(opts.data, main_info.config, main_info.classes, opts.gate_split, opts.gate_clips,
+                            progress=lambda d, t: step("gate clips", d, t))
+    calib = _calibration(opts, main_info, opts.precision == "int8",
+                         lambda d, t: step("calibration clips", d, t)) if opts.precision != "fp32" else None
+    if calib is not None:  # the exact set, so a later `check --auto-exclude` can re-quantize
+        calib.manifest.save(out_dir / "calibration.json")
+    recipe = _recipe(opts, target, calib)
+    forms = [f for f in opts.forms if f in sources]
+
+    def make_artifacts(rec: q.Recipe) -> dict[str, Path]:
+        made = {}
+        for form in forms:
+            step(f"{rec.precision} {form}")
+            src = onnx.load(str(sources[form]))
+            form_rec = _head_recipe(rec) if form == "head" else rec
+            form_calib = calib
+            if calib is not None and form == "encoder":
+                form_calib = _units(calib, main_info.config)
+            elif calib is not None and form == "head":
+                form_calib = _head_feeds(calib, sources["encoder"], main_info.config) if "encoder" in sources else None
+            if form_calib is None and form_rec.precision == "int8":
+                raise EngineError("INT8 needs a calibration set")
+            made[form] = ex.save_onnx(q.apply_recipe(src, form_rec, form_calib, workdir=out_dir), out_dir / f"{form}.onnx")
+        return made
+
+    artifacts = make_artifacts(recipe)
+    report, auto = None, None
+    if gate is not None:
+        step("gate: reference")
+        ref_logits = ck.reference_logits(reference, gate.clips, lambda d, t: step("gate: reference", d, t)) if reference else None
+
+        def gate_check(path: Path):
+            return ck.check(path, gate, reference=reference, budget_overrides=opts.budget, reference_onnx=sources["model"],
+                            threads=opts.threads, progress=lambda d, t: step("gate", d, t), ref_logits=ref_logits)
+
+        step("gate")
+        report = gate_check(artifacts["model"])
+        if not report.passed and opts.auto_exclude and opts.precision == "int8":
+            report, recipe, artifacts, auto = _auto_exclude(report, recipe, make_artifacts, artifacts, gate, gate_check,
+                                                            sources, step)
+        if "encoder" in artifacts and "head" in artifacts and ref_logits is not None:
+            step("gate: streaming form")
+            n = min(32, len(gate.clips))
+            report.metrics["streaming"] = ck.streaming_metrics(artifacts["encoder"], artifacts["head"], gate.clips[:n],
+                                                               ref_logits[:n], main_info.config)
+    else:
+        messages.append("no gate: give --data SPEC (held-out clips) to check the artifacts against the FP32 model")
+
+    plans: dict[str, Path] = {}
+    batch = opts.batch or target.batch
+    workspace = opts.workspace_mib or target.workspace_mib
+    if target.backend == "tensorrt":
+        step("bundle")
+        write_bundle(out_dir, artifacts, target, opts, batch, workspace)
+        plans = _local_plans(artifacts, target, opts, batch, workspace, out_dir, messages, step)
+
+    manifest = _manifest(sources, checkpoint, reference, ref_how, opts, target, recipe, calib, artifacts, plans,
+                         report, auto, main_info, time.time() - t0)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if report is not None:
+        report.artifacts.update({form: str(p) for form, p in artifacts.items()})
+        report.artifacts["manifest"] = str(out_dir / "manifest.json")
+        ck.write_report(report, out_dir)
+    return BuildResult(out_dir, manifest, report, plans, messages)
+
+
+def _auto_exclude(report, recipe, make_artifacts, artifacts, gate, gate_check, sources, step):
+    """Keep the most sensitive INT8 layers out of INT8 (1, 2, 4, ... of them) until the budget holds.
+
+    Sensitivity: the relative error each quantized node adds (check.layerwise), measured once on the
+    first build. Kept layers run in the recipe's high precision (FP16 for TensorRT, FP32 on CPU)."""
+    from .. import check as ck
+
+    rows = ck.layerwise(sources["model"], artifacts["model"], gate.clips[:4], "clip", top=0,
+                        quantized=q.quantized_nodes(onnx.load(str(artifacts["model"])), recipe.op_types))
+    ranked = [r["node"] for r in rows if r["quantized"]]
+    base, tried, kept = recipe, [], []
+    k = 1
+    while ranked:
+        kept = ranked[:k]
+        recipe = replace(base, exclude=tuple(base.exclude) + tuple(f"^{re.escape(n)}$" for n in kept), notes=list(base.notes))
+        step(f"auto-exclude: {len(kept)} layer(s) out of INT8")
+        artifacts = make_artifacts(recipe)
+        report = gate_check(artifacts["model"])
+        tried.append({"kept": len(kept), "passed": report.passed, "agreement": report.metrics["agreement"],
+                      "cos_mean": report.metrics["cos_mean"], "accuracy_delta": report.metrics["accuracy_delta"]})
+        if report.passed or k >= len(ranked):
+            break
+        k = min(2 * k, len(ranked))
+    auto = {"kept": kept, "kept_precision": "fp16" if recipe.backend == "tensorrt" else "fp32", "steps": tried,
+            "passed": report.passed}
+    report.auto_exclude = auto
+    return report, recipe, artifacts, auto
+
+
+def _local_plans(artifacts, target: Target, opts: BuildOptions, batch, workspace, out_dir: Path, messages, step) -> dict[str, Path]:
+    version = trt_layer.version()
+    if version is None:
+        messages.append("TensorRT is not installed here: no plan was built (ONNX artifacts and bundle/ are written)")
+        return {}
+    here_jetpack = trt_layer.jetpack()
+    here_gpu = trt_layer.gpu()
+    if target.jetson and here_jetpack is None:
+        messages.append(f"not on a Jetson: no {target.name} plan was built; run bundle/build.sh on the device")
+        return {}
+    if target.sm and here_gpu and here_gpu["sm"] != target.sm:
+        messages.append(f"this GPU is SM {here_gpu['sm']}, target {target.name} is SM {target.sm}: "
+                        "no plan was built; run bundle/build.sh there")
+        return {}
+    plugin = trt_layer.find_plugin_library(opts.plugin)
+    if plugin is None and any(ex.interpolation_nodes(onnx.load(str(p), load_external_data=False)) for p in artifacts.values()):
+        messages.append(f"no {plugin_spec.PLUGIN_LIBRARY} found: TensorRT builds the interpolation from its ONNX local function")
+    plans = {}
+    for form, path in artifacts.items():
+        step(f"plan {form}")
+        info = ex.read_info(path)
+        src = path
+        if opts.static_batch:
+            src = ex.save_onnx(static_copy(onnx.load(str(path)), opts.static_batch), out_dir / f"{form}.static.onnx")
+        b = (opts.static_batch,) * 3 if opts.static_batch else batch
+        cfg = trt_layer.PlanConfig(info.input_name, _shape(info), b, opts.opt_level, workspace, opts.version_compatible,
+                                   opts.timing_cache or str(out_dir / "timing.cache"), str(plugin) if plugin else None)
+        plans[form] = trt_layer.build_plan(src, out_dir / f"{form}.plan", cfg)
+    return plans
+
+
+def _manifest(sources, checkpoint, reference, ref_how, opts, target, recipe, calib, artifacts, plans, report, auto,
+              info, seconds) -> dict[str, Any]:
+    gpu = trt_layer.gpu()
+    return {
+        "format": "inti-edge-build/1",
+        "precision": opts.precision,
+        "target": asdict(target),
+        "recipe": recipe.to_dict(),
+        "classes": info.classes,
+        "inputs": {
+            "onnx": {form: {"path": str(p), "sha256": ex.file_sha256(p)} for form, p in sources.items()},
+            "checkpoint": {"path": str(checkpoint), "sha256": ex.file_sha256(checkpoint)} if checkpoint else None,
+            "reference": {"path": str(reference), "how": ref_how} if reference else None,
+            "calibration": ({"manifest": calib.manifest.to_dict(), "fingerprint": calib.fingerprint, "clips": len(calib),
+                             "cache": str(calib.cache_path) if calib.cache_path else None} if calib else None),
+            "gate_data": report.data if report else None,
+        },
+        "artifacts": {form: {"path": str(p), "sha256": ex.file_sha256(p)} for form, p in artifacts.items()},
+        "plans": {form: {"path": str(p), "sha256": ex.file_sha256(p)} for form, p in plans.items()},
+        "build": {"batch": list(opts.batch or target.batch), "static_batch": opts.static_batch,
+                  "workspace_mib": opts.workspace_mib or target.workspace_mib, "opt_level": opts.opt_level,
+                  "version_compatible": opts.version_compatible},
+        "tools": _tool_versions(),
+        "device": {"tensorrt": trt_layer.version(), "sm": gpu["sm"] if gpu else None, "gpu": gpu["name"] if gpu else None,
+                   "jetpack": trt_layer.jetpack(), "machine": platform.machine()},
+        "gate": {"passed": report.passed, "failures": report.failures} if report else None,
+        "auto_exclude": auto,
+        "seconds": round(seconds, 1),
+    }
