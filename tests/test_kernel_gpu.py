@@ -48,18 +48,7 @@ CASES = {
 
 def random_module(C: int, grid, cfg_kw: dict, seed: int) -> TokenInterpolation:
     gen = torch.Generator().manual_seed(seed)
-    m = TokenInterpolation(C, grid, InterpolationConfig(**cfg_kw))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-        m.proj_in.weight.copy_(torch.randn(m.proj_in.weight.shape, generator=gen) / (2 * C) ** 0.5)
-        m.dw_weight.copy_(torch.randn(m.dw_weight.shape, generator=gen) / 3)
-        m.proj_out.weight.copy_(torch.randn(m.proj_out.weight.shape, generator=gen) * 0.3)
-        m.proj_in.bias.copy_(torch.randn(m.proj_in.bias.shape, generator=gen) * 0.1)
-        m.dw_bias.copy_(torch.randn(m.dw_bias.shape, generator=gen) * 0.1)
-        m.proj_out.bias.copy_(torch.randn(m.proj_out.bias.shape, generator=gen) * 0.2)
-    return m.eval().cuda()
-
+    return TokenInterpolation(C, grid, InterpolationConfig(**cfg_kw)).randomize_(gen).eval().cuda()
 
 def random_input(P: int, N: int, C: int, dtype, seed: int) -> torch.Tensor:
     gen = torch.Generator(device="cuda").manual_seed(seed)
@@ -203,11 +192,10 @@ def test_video_model_fast_path_matches_reference_path():
     from inti_edge.model import create_model, make_config
 
     torch.manual_seed(0)
-    model = create_model(make_config("small", 8, 2, num_classes=7)).cuda().eval()
+    model = create_model(make_config("small", 8, 2, num_classes=7)).eval()
     for op in model.interps:
-        with torch.no_grad():
-            op.proj_out.weight.normal_(std=0.5)
-            op.proj_out.bias.normal_(std=0.5)
+        op.randomize_()
+    model.cuda()
     clip = torch.randn(3, 8, 3, 112, 112, device="cuda")
     with torch.no_grad():
         ref = model(clip)

@@ -34,10 +34,7 @@ def _op(C=16, grid=(3, 4), **kw) -> TokenInterpolation:
 
 def _randomise(op: TokenInterpolation) -> TokenInterpolation:
     """The zero-initialised output layer makes every weight 0.5; give it real values."""
-    with torch.no_grad():
-        op.proj_out.weight.normal_(std=0.5)
-        op.proj_out.bias.normal_(std=0.5)
-    return op
+    return op.randomize_(torch.Generator().manual_seed(0))
 
 
 # --- the interpolation op -------------------------------------------------------------------------

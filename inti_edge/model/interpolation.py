@@ -137,6 +137,21 @@ class TokenInterpolation(nn.Module):
         out = w[..., 0, None] * xg[:, 0] + w[..., 1, None] * xg[:, 1]  # (P, N, G, C/G)
         return out.reshape(P, N, C)
 
+    @torch.no_grad()
+    def randomize_(self, generator: torch.Generator | None = None) -> "TokenInterpolation":
+        """Give every weight a non-trivial random value, in place (tests, references, benchmarks:
+        a fresh module's zero W_out makes every weight 1/2 and hides the context network)."""
+        def rnd(t: torch.Tensor, scale: float) -> None:
+            t.copy_(torch.randn(t.shape, generator=generator) * scale)
+
+        rnd(self.proj_in.weight, 1.0 / (2 * self.width) ** 0.5)
+        rnd(self.proj_in.bias, 0.1)
+        rnd(self.dw_weight, 1.0 / 3.0)
+        rnd(self.dw_bias, 0.1)
+        rnd(self.proj_out.weight, 0.3)
+        rnd(self.proj_out.bias, 0.2)
+        return self
+
     #: inference on a CUDA device may use the CUDA kernel of plugins/ (``InTIVideoModel.use_kernels``)
     fast_path: bool = False
 

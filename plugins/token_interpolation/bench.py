@@ -36,14 +36,7 @@ DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
 def random_module(C, grid, cfg: InterpolationConfig, seed=0) -> TokenInterpolation:
-    gen = torch.Generator().manual_seed(seed)
-    m = TokenInterpolation(C, grid, cfg)
-    with torch.no_grad():
-        m.proj_in.weight.copy_(torch.randn(m.proj_in.weight.shape, generator=gen) / (2 * C) ** 0.5)
-        m.proj_out.weight.copy_(torch.randn(m.proj_out.weight.shape, generator=gen) * 0.3)
-        m.proj_out.bias.copy_(torch.randn(m.proj_out.bias.shape, generator=gen) * 0.2)
-    return m.eval().cuda()
-
+    return TokenInterpolation(C, grid, cfg).randomize_(torch.Generator().manual_seed(seed))
 
 def time_one(fn, flush: torch.Tensor) -> float:
     """GPU time of fn() alone: L2 flushed first; the GPU is kept busy (sleep kernel) while the host

@@ -39,18 +39,7 @@ CASES = {
 
 def random_module(C: int, grid: tuple[int, int], cfg: InterpolationConfig, gen: torch.Generator) -> TokenInterpolation:
     """A module whose weights are all non-trivial (a fresh one has W_out = 0: every weight 0.5)."""
-    m = TokenInterpolation(C, grid, cfg)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-        m.proj_in.weight.copy_(torch.randn(m.proj_in.weight.shape, generator=gen) / (2 * C) ** 0.5)
-        m.dw_weight.copy_(torch.randn(m.dw_weight.shape, generator=gen) / 3)
-        m.proj_out.weight.copy_(torch.randn(m.proj_out.weight.shape, generator=gen) * 0.3)
-        m.proj_in.bias.copy_(torch.randn(m.proj_in.bias.shape, generator=gen) * 0.1)
-        m.dw_bias.copy_(torch.randn(m.dw_bias.shape, generator=gen) * 0.1)
-        m.proj_out.bias.copy_(torch.randn(m.proj_out.bias.shape, generator=gen) * 0.2)
-    return m.eval()
-
+    return TokenInterpolation(C, grid, cfg).randomize_(gen)
 
 def random_input(P: int, N: int, C: int, gen: torch.Generator) -> torch.Tensor:
     """Token-like activations: a per-token offset and scale, a few large channels."""
