@@ -259,7 +259,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     bar = _progress(progress and d.main)
-    task = bar.add_task("eval", total=len(loader)) if bar else None
+    task = bar.add_task("eval", total=len(loader), stats="") if bar else None
     try:
         if bar:
             bar.start()

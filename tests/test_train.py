@@ -173,6 +173,9 @@ def test_eval_cli_prints_top1_top5_n(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads(p.stdout)
     assert r["n"] == 6 and 0 <= r["top1"] <= r["top5"] <= 1 and set(r["per_class"]) == set(load_checkpoint(res.out / "model.pt")[1]["classes"])
+    table = subprocess.run([sys.executable, str(ROOT / "cli.py"), "eval", str(res.out / "model.pt"), "--data", OTHER,
+                            "--split", "all", "--limit", "4", "--workers", "0"], capture_output=True, text=True)
+    assert table.returncode == 0 and "top-1" in table.stdout and "zoom_out" in table.stdout, table.stderr[-2000:]
     bad = subprocess.run([sys.executable, str(ROOT / "cli.py"), "eval", str(tmp_path / "nope.pt"), "--data", MOTION],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no checkpoint" in bad.stderr and "Traceback" not in bad.stderr
