@@ -150,7 +150,7 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def pick_device(name: str, d: Dist) -> torch.device:
+def pick_device(name: str, d: Dist = Dist()) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
@@ -165,17 +165,6 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
-
-
-def to_model_input(clips: torch.Tensor, cfg: ModelConfig, device: torch.device) -> torch.Tensor:
-    """A batch of clips (B, T, 3, S, S) as uint8 [0, 255] or float [0, 1]-normalised -> model input
-    on ``device``. uint8 batches travel 4x lighter and are normalised on the device."""
-    clips = clips.to(device, non_blocking=True)
-    if clips.dtype == torch.uint8:
-        mean = torch.tensor(cfg.mean, device=device).view(1, 1, 3, 1, 1) * 255
-        std = torch.tensor(cfg.std, device=device).view(1, 1, 3, 1, 1) * 255
-        clips = (clips.float() - mean) / std
-    return clips
 
 
 def set_trainable(model: InTIVideoModel, freeze_backbone: bool) -> list[str]:
@@ -246,8 +235,6 @@ def evaluate(
 ) -> dict:
     """Top-1 / top-5 / loss / per-class accuracy over ``dataset`` (sharded over ranks under DDP)."""
     device = torch.device(device)
-    base = model.module if hasattr(model, "module") else model
-    cfg: ModelConfig = base.cfg
     n = len(dataset) if limit is None else min(limit, len(dataset))
     idx = list(range(d.rank, n, d.world))
     loader = DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size, num_workers=workers, shuffle=False)
@@ -264,7 +251,7 @@ def evaluate(
         if bar:
             bar.start()
         for clips, labels in loader:
-            x = to_model_input(clips, cfg, device)
+            x = clips.to(device, non_blocking=True)
             y = labels.to(device)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 logits = model(x)
@@ -457,7 +444,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
                 step_loss = 0.0
                 for k in range(cfg.accum):
                     clips, labels = next(it)
-                    x = to_model_input(clips, mcfg, device)
+                    x = clips.to(device, non_blocking=True)
                     y = labels.to(device, non_blocking=True)
                     sync = k == cfg.accum - 1 or d.world == 1
                     ctx = net.no_sync() if (d.world > 1 and not sync) else _null()

@@ -3,3 +3,33 @@
 Heavy imports (torch, onnx, av) stay inside the functions, so `inti-edge --help` is instant and a
 deploy-only install never imports training code.
 """
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+
+
+def fail(msg: str, console=None) -> NoReturn:
+    """Bad input: one line on stderr, exit code 2, no traceback."""
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True, soft_wrap=True)
+    console.print(f"[red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(2)
+
+
+def step_bar(console, disable: bool = False):
+    """The progress bar of the multi-step commands (build, check): step name, count, elapsed time.
+    Returns the bar (a context manager) and ``update(name, done=None, total=None)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, transient=True, disable=disable)
+    task = bar.add_task("starting", total=None)
+
+    def update(name: str, done: int | None = None, total: int | None = None) -> None:
+        bar.update(task, description=name, completed=done or 0, total=total)
+
+    return bar, update

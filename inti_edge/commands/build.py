@@ -52,9 +52,8 @@ def build(
 ) -> None:
     """Build artifacts for a target; the gate runs at the end (exit 1 when over budget)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from inti_edge.check import CheckError, parse_budget
+    from inti_edge.commands import fail, step_bar
     from inti_edge.engines import EngineError
     from inti_edge.engines.build import BuildOptions
     from inti_edge.engines.build import build as run_build
@@ -74,17 +73,11 @@ def build(
             workspace_mib=workspace, opt_level=opt_level, version_compatible=version_compatible,
             timing_cache=timing_cache, plugin=plugin, threads=threads,
         )
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
-            task = bar.add_task("starting", total=None)
-
-            def progress(name, done=None, total=None):
-                bar.update(task, description=name, completed=done or 0, total=total)
-
+        bar, progress = step_bar(console, disable=as_json)
+        with bar:
             result = run_build(model, out, opts, progress=progress)
     except (EngineError, ExportError, QuantizeError, CheckError, CheckpointError) as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        fail(str(e), console)
     report = result.report
     if as_json:
         print(json.dumps({"manifest": result.manifest, "report": report.to_dict() if report else None,

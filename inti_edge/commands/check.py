@@ -43,9 +43,8 @@ def check(
 ) -> None:
     """Compare an artifact with the FP32 model on held-out clips; exit 1 when over budget."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from inti_edge import check as ck
+    from inti_edge.commands import fail, step_bar
     from inti_edge.engines import EngineError
     from inti_edge.export import ExportError
     from inti_edge.model import CheckpointError
@@ -58,16 +57,14 @@ def check(
         if not artifact.exists():
             raise ck.CheckError(f"no artifact at {artifact}")
         overrides = ck.parse_budget(budget)
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
-            task = bar.add_task("clips", total=None)
+        bar, update = step_bar(console, disable=as_json)
 
-            def progress(name):
-                return lambda done, total: bar.update(task, description=name, completed=done, total=total)
+        def progress(name):
+            return lambda done, total: update(name, done, total)
 
+        with bar:
             if auto_exclude:
-                report = _auto_exclude(artifact, reference, data, split, clips, overrides, threads,
-                                       lambda name, d=None, t=None: bar.update(task, description=name, completed=d or 0, total=t))
+                report = _auto_exclude(artifact, reference, data, split, clips, overrides, threads, update)
             else:
                 from inti_edge.model import read_checkpoint
 
@@ -82,8 +79,7 @@ def check(
                                   progress=progress("running"))
         paths = ck.write_report(report, out or artifact.parent)
     except (ck.CheckError, EngineError, ExportError, QuantizeError, CheckpointError) as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        fail(str(e), console)
     if as_json:
         print(json.dumps(report.to_dict()))
     else:

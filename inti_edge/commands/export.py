@@ -23,13 +23,13 @@ def export(
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from inti_edge.commands import fail
     from inti_edge.export import ExportError, export_checkpoint, read_info
     from inti_edge.model import CheckpointError
 
     console = Console(stderr=True, soft_wrap=True)  # one message, one line
     if plain and plugin_only:
-        console.print("[red]error:[/] --plain and --plugin-only exclude each other")
-        raise typer.Exit(2)
+        fail("--plain and --plugin-only exclude each other", console)
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=True, disable=as_json) as bar:
@@ -37,8 +37,7 @@ def export(
             paths = export_checkpoint(checkpoint, out, plugin_only=plugin_only, plain=plain, streaming=streaming,
                                       opset=opset, progress=lambda form: bar.update(task, description=f"exporting {form}"))
     except (ExportError, CheckpointError) as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        fail(str(e), console)
     rows = []
     for name, p in paths.items():
         info = read_info(p)

@@ -17,18 +17,17 @@ def flops(
     from rich.console import Console
     from rich.table import Table
 
+    from inti_edge.commands import fail
     from inti_edge.model.config import PRESETS
     from inti_edge.model.flops import flops_report
 
     console = Console(stderr=True)
     if model not in PRESETS:
-        console.print(f"[red]error:[/] unknown model {model!r}; choose one of {', '.join(PRESETS)}")
-        raise typer.Exit(2)
+        fail(f"unknown model {model!r}; choose one of {', '.join(PRESETS)}", console)
     try:
         report = flops_report(model, frames, halvings)
     except ValueError as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        fail(str(e), console)
     if as_json:
         print(json.dumps(report))
         return

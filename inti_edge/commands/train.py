@@ -8,12 +8,7 @@ from typing import Optional
 
 import typer
 
-
-def _fail(msg: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/] {msg}", highlight=False)
-    raise typer.Exit(2)
+from inti_edge.commands import fail
 
 
 def train(
@@ -57,8 +52,7 @@ def train(
         cfg = TrainConfig.from_yaml(config, **given) if config else TrainConfig(**given)
         result = run(cfg, resume=resume)
     except TrainError as e:
-        _fail(str(e))
-        return
+        fail(str(e))
     final = result.final
     summary = {"out": str(result.out), "step": result.step, **{k: final[k] for k in ("val_top1", "val_top5", "val_n") if k in final}}
     print(json.dumps(summary))
@@ -76,23 +70,19 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (top1, top5, n, per_class)."),
 ) -> None:
     """Top-1 / top-5 / per-class accuracy of a checkpoint on a data spec."""
-    import torch
-
     from inti_edge.data import build_dataset
     from inti_edge.model import CheckpointError, load_checkpoint
-    from inti_edge.train import amp_dtype, evaluate
+    from inti_edge.train import TrainError, amp_dtype, evaluate, pick_device
 
     try:
         model, meta = load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        _fail(str(e))
-        return
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+        dev = pick_device(device)
+    except (CheckpointError, TrainError) as e:
+        fail(str(e))
     try:
         dataset = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"])
     except Exception as e:  # noqa: BLE001 - data errors are one-line input errors
-        _fail(f"data: {e}")
-        return
+        fail(f"data: {e}")
     res = evaluate(model.to(dev), dataset, meta["classes"], batch_size=batch_size, workers=workers, device=dev,
                    amp=amp_dtype("auto", dev), limit=limit, progress=not as_json)
     res["checkpoint"] = str(checkpoint)
