@@ -6,4 +6,4 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL = ASSETS / "default_motion_small.pt"
-DEFAULT_MODEL_SHA256 = "1b119e2be4a612e7c194f2d81b88b5678b20454be4c7301da2061e3963a95c57"
+DEFAULT_MODEL_SHA256 = "71b0d10eca36d12f2e9c45bc9360117913fa1f51d092736e8d5d2038a820266a"

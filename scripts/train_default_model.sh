@@ -8,11 +8,12 @@ INTI=${INTI:-inti-edge}            # or "python3 cli.py" from a checkout
 BBB=${BBB:?set BBB to the Big Buck Bunny video (any size; short side >= 160 px)}
 CLIPS=${CLIPS:?set CLIPS to comma-separated other real clips}
 OUTDIR=${OUTDIR:-runs/default}
-EPOCHS=${EPOCHS:-7}
+EPOCHS=${EPOCHS:-18}
 SPE=${SPE:-500}                    # optimizer steps per epoch
 BATCH=${BATCH:-128}
-WORKERS=${WORKERS:-7}
+WORKERS=${WORKERS:-14}             # DataLoader workers that plan clips (CPU cores - 2)
 VARIANTS=${VARIANTS:-"inti naive"}
+PARALLEL=${PARALLEL:-0}            # 1: the variants share the GPU side by side (the small model leaves it far from full)
 run() {  # one variant: train, then evaluate on held-out blocks and on the other clips
   variant=$1
   h=1; [ "$variant" = naive ] && h=0
@@ -25,6 +26,9 @@ run() {  # one variant: train, then evaluate on held-out blocks and on the other
   $INTI eval "$OUTDIR/$variant/model.pt" --data "motion:$BBB" --split test --workers $WORKERS --json > "$OUTDIR/$variant/eval_bbb_test.json"
   $INTI eval "$OUTDIR/$variant/model.pt" --data "motion:$CLIPS" --split all --workers $WORKERS --json > "$OUTDIR/$variant/eval_other.json"
 }
-# the variants train side by side (one GPU is far from full with the small model)
-for variant in $VARIANTS; do run "$variant" & done
-wait
+if [ "$PARALLEL" = 1 ]; then
+  for variant in $VARIANTS; do run "$variant" & done
+  wait
+else
+  for variant in $VARIANTS; do run "$variant"; done
+fi
