@@ -156,7 +156,7 @@ def artifact_runner(path: str | Path, threads: int | None = None, plugins: list[
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         info = ex.read_info(path)
-        basic = info.backend == "tensorrt" and info.precision == "int8"
+        basic = info.precision == "int8" and (info.backend == "tensorrt" or _foreign_vnni(info))
         return onnxrt_runner(path, threads=threads, mark_all=mark_all, basic_optimizations=basic,
                              fp16=info.precision == "fp16")
     if mark_all:
@@ -167,6 +167,21 @@ def artifact_runner(path: str | Path, threads: int | None = None, plugins: list[
         lib = find_plugin_library(plugins[0] if plugins else None)
         plugins = [str(lib)] if lib else []
     return open_runner(path, threads=threads, plugins=plugins)
+
+
+def _foreign_vnni(info) -> bool:
+    """An INT8 artifact made for a VNNI CPU (8-bit weights), checked on an x86 CPU without VNNI: there ONNX
+    Runtime's fused u8*s8 kernels saturate on such weights, so the gate runs the Q/DQ graph unfused (exact
+    integer products in float), which is what the target's VNNI kernels compute."""
+    import json
+
+    from .quantize import cpu_isa
+
+    try:
+        isa = json.loads(info.raw.get("inti.recipe", "{}")).get("cpu_isa", "")
+    except json.JSONDecodeError:
+        return False
+    return isa == "x86-vnni" and cpu_isa() == "x86"
 
 
 def run_logits(runner, clips: np.ndarray, input_name: str = "clip", output_name: str = "logits", batch: int = 8,

@@ -66,6 +66,24 @@ def test_default_budgets_and_overrides():
 
 
 # --- the gate on artifacts -------------------------------------------------------------------------------
+def test_vnni_int8_is_checked_unfused_on_a_cpu_without_vnni(monkeypatch):
+    # an int8 artifact built for a VNNI CPU has 8-bit weights, on which AVX2's fused u8*s8 kernels saturate:
+    # the gate must then run the Q/DQ graph unfused (what the target computes), and fused everywhere else
+    from types import SimpleNamespace
+
+    from inti_edge import quantize as q
+
+    def info(isa):
+        return SimpleNamespace(raw={"inti.recipe": json.dumps({"cpu_isa": isa})})
+
+    monkeypatch.setattr(q, "cpu_isa", lambda: "x86")
+    assert ck._foreign_vnni(info("x86-vnni")) is True
+    assert ck._foreign_vnni(info("x86")) is False
+    assert ck._foreign_vnni(SimpleNamespace(raw={"inti.recipe": "not json"})) is False
+    monkeypatch.setattr(q, "cpu_isa", lambda: "x86-vnni")
+    assert ck._foreign_vnni(info("x86-vnni")) is False
+
+
 def test_fp32_export_passes_against_pytorch_and_writes_the_report(env, tmp_path):
     r = ck.check(env["files"]["model"], env["gate"], reference=env["ckpt"], ref_logits=env["ref"])
     assert r.passed, r.failures

@@ -182,3 +182,19 @@ def test_recipes_refuse_what_they_cannot_do(setup):
         q.apply_recipe(fp16, q.Recipe("int8", "tensorrt"), setup["calib"])
     with pytest.raises(q.QuantizeError, match="bad --exclude"):
         q.expand_patterns(setup["src"], ["("])
+
+
+def test_cpu_int8_runs_integer_kernels_in_onnxruntime(setup, tmp_path_factory):
+    # the speed of the CPU recipe comes only from ONNX Runtime fusing Q/DQ + MatMul into its integer kernels;
+    # a DequantizeLinear -> float MatMul graph would compute the same and run slower than FP32
+    from inti_edge.engines.onnxrt import op_type_times
+
+    cfg = setup["cfg"]
+    S = cfg.vision.image_size
+    feed = {"clip": np.random.default_rng(0).standard_normal((1, cfg.frames, 3, S, S)).astype(np.float32)}
+    fp32 = op_type_times(setup["files"]["model"], feed, threads=1, runs=2, warmup=1)
+    int8 = op_type_times(cpu_build(tmp_path_factory) / "model.onnx", feed, threads=1, runs=2, warmup=1)
+    assert fp32 and all(v >= 0 for v in fp32.values()) and "MatMul" in fp32
+    integer = {"MatMulIntegerToFloat", "QGemm", "QLinearMatMul", "MatMulInteger"}
+    assert integer & set(int8), sorted(int8)
+    assert "DequantizeLinear" not in int8  # every Q/DQ pair was fused away

@@ -32,7 +32,7 @@ def build(
     calib_cache: Optional[str] = typer.Option(None, "--calib-cache", help="Folder of cached calibration clips."),
     exclude: List[str] = typer.Option([], "--exclude", help="Regex of node names kept out of INT8 (repeatable)."),
     op_types: Optional[str] = typer.Option(None, "--op-types", help="INT8 op types, comma-separated (default: TensorRT: MatMul,Gemm,Conv; CPU: MatMul,Gemm)."),
-    attention: Optional[bool] = typer.Option(None, "--attention/--no-attention", help="INT8 attention matmuls (QK^T, AV) (default: CPU: yes; TensorRT: no)."),
+    attention: Optional[bool] = typer.Option(None, "--attention/--no-attention", help="INT8 attention matmuls (QK^T, AV) too (default: no; slower on CPU, less accurate)."),
     data: Optional[str] = typer.Option(None, "--data", help="Held-out clips for the gate (data spec)."),
     split: str = typer.Option("test", "--split", help="Split of --data the gate uses."),
     clips: int = typer.Option(256, "--clips", help="Gate clips (motion specs; labelled specs: at most one per video)."),
