@@ -8,8 +8,12 @@ small binding. It is forward-only (inference): no autograd.
     if kernels.available():
         y = kernels.token_interpolation(x, module)   # == module(x), x (P, 2, N, C) on a CUDA device
 
-Paths: ``"fused"`` (sm_90+, one kernel, a thread-block cluster per frame pair), ``"fallback"`` (any GPU,
-three kernels), ``"auto"`` (fused where it applies). Set ``INTI_KERNELS_VERBOSE=1`` to see the build.
+Paths: ``"fused"`` (sm_90+, a thread-block cluster per frame pair), ``"fallback"`` (any GPU, three
+kernels), ``"auto"``. Variants: ``"token"`` (fused, CTAs own whole tokens; the fp16 / bf16 fallback where split cannot run),
+``"channel"`` (fused, CTAs own channel slices), ``"split"`` (the split path: streaming kernels, sm_80+,
+projection on tensor cores; plan path ``"split"``; the default of every dtype with ``path="auto"``), ``"auto"``.
+``path="fused"`` with ``variant="auto"`` takes a fused variant (fp32: channel, fp16 / bf16: token).
+Set ``INTI_KERNELS_VERBOSE=1`` to see the build.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "token_interpolation"
 SOURCES = ("torch_binding.cpp", "ti_kernel.cu")
 _PATHS = {"auto": 0, "fused": 1, "fallback": 2}
+_VARIANTS = {"auto": 0, "token": 1, "channel": 2, "split": 3}
 
 _lock = threading.Lock()
 _ext: Any = None
@@ -143,7 +148,8 @@ def _fields_for(module, device: torch.device) -> dict[str, Any]:
     return fields
 
 
-def token_interpolation(x: torch.Tensor, module, *, path: str = "auto", cluster: int = 0) -> torch.Tensor:
+def token_interpolation(x: torch.Tensor, module, *, path: str = "auto", cluster: int = 0,
+                        variant: str = "auto") -> torch.Tensor:
     """``module(x)`` through the CUDA kernels. x: (P, 2, N, C) float32 / float16 / bfloat16, CUDA.
 
     ``module`` is an ``inti_edge.model.interpolation.TokenInterpolation``; its parameters are read
@@ -154,15 +160,21 @@ def token_interpolation(x: torch.Tensor, module, *, path: str = "auto", cluster:
         raise RuntimeError(f"TokenInterpolation CUDA kernels unavailable: {_error}")
     if x.requires_grad and torch.is_grad_enabled():
         raise RuntimeError("kernels.token_interpolation is forward-only; call it under torch.no_grad()")
-    if path not in _PATHS:
-        raise ValueError(f"path must be one of {sorted(_PATHS)}, not {path!r}")
+    _check_options(path, variant)
     _check_input(x, module)
     f = _fields_for(module, x.device)
     return ext.token_interpolation(
         x, f["w_in"], f["b_in"], f["dw_weight"], f["dw_bias"], f["w_out"], f["b_out"],
         f["grid_h"], f["grid_w"], f["dilations"], bool(f["softmax"]), bool(f["cls_mean"]), f["eps"],
-        _PATHS[path], int(cluster),
+        _PATHS[path], int(cluster), _VARIANTS[variant],
     )
+
+
+def _check_options(path: str, variant: str) -> None:
+    if path not in _PATHS:
+        raise ValueError(f"path must be one of {sorted(_PATHS)}, not {path!r}")
+    if variant not in _VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(_VARIANTS)}, not {variant!r}")
 
 
 def _check_input(x: torch.Tensor, module) -> None:
@@ -175,11 +187,13 @@ def _check_input(x: torch.Tensor, module) -> None:
         raise ValueError(f"x must be (P, 2, {1 + H * W}, {module.width}), not {tuple(x.shape)}")
 
 
-def plan(x: torch.Tensor, module, *, path: str = "auto", cluster: int = 0) -> dict:
-    """The configuration ``token_interpolation`` takes for x: path, cluster size, shared memory, ..."""
+def plan(x: torch.Tensor, module, *, path: str = "auto", cluster: int = 0, variant: str = "auto") -> dict:
+    """The configuration ``token_interpolation`` takes for x: path, variant, cluster size, shared memory, ..."""
     ext = _load()
     if ext is None:
         raise RuntimeError(f"TokenInterpolation CUDA kernels unavailable: {_error}")
+    _check_options(path, variant)
     _check_input(x, module)
     f = _fields_for(module, x.device)
-    return dict(ext.plan(x, f["b_in"], f["b_out"], f["grid_h"], f["grid_w"], f["dilations"], _PATHS[path], int(cluster)))
+    return dict(ext.plan(x, f["b_in"], f["b_out"], f["grid_h"], f["grid_w"], f["dilations"], _PATHS[path], int(cluster),
+                         _VARIANTS[variant]))

@@ -43,6 +43,10 @@ CASES = {
     "d8-g2-dil1,4-6x6-c96-f32": (F32, 2, (6, 6), 96, dict(context_dim=8, dilations=(1, 4), groups=2)),
     "dilation-past-grid-3x4-c40-f32": (F32, 2, (3, 4), 40, dict(dilations=(5, 1, 2))),
     "grid-1x1-c64-f16": (F16, 2, (1, 1), 64, {}),
+    # split path: partial last 16-byte chunk of a row, C below one chunk, D > 64 (two column blocks)
+    "d96-g2-6x5-c136-f16": (F16, 3, (6, 5), 136, {"context_dim": 96, "groups": 2}),
+    "d80-4x5-c52-f32": (F32, 3, (4, 5), 52, {"context_dim": 80, "dilations": (1, 2)}),
+    "c24-4x4-bf16": (BF16, 2, (4, 4), 24, {"context_dim": 8}),
 }
 
 
@@ -83,29 +87,42 @@ def _sm90() -> bool:
     return torch.cuda.get_device_capability()[0] >= 9
 
 
+# mode: (path, variant); "channel" forces the channel-split fused variant where it applies (every dtype
+# defaults to the split path), else the kernel takes its usual choice;
+# "split": the split path (streaming kernels; where C*sizeof(dtype) % 16 != 0 it falls back);
+# "token": the token-split fused variant (fp16 / bf16, sm_90; elsewhere the fallback)
+MODES = {"auto": ("auto", "auto"), "channel": ("auto", "channel"), "fallback": ("fallback", "auto"),
+         "split": ("auto", "split"), "token": ("auto", "token")}
+
+
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("path", ["auto", "fallback"])
-def test_kernel_matches_reference(case, path):
+@pytest.mark.parametrize("mode", list(MODES))
+def test_kernel_matches_reference(case, mode):
     dtype, P, grid, C, kw = CASES[case]
+    path, variant = MODES[mode]
     m = random_module(C, grid, kw, seed=zlib.crc32(case.encode()) % 1000)
     x = random_input(P, 1 + grid[0] * grid[1], C, dtype, seed=7)
     with torch.no_grad():
-        y = kernels.token_interpolation(x, m, path=path)
+        y = kernels.token_interpolation(x, m, path=path, variant=variant)
     assert y.shape == (P, x.shape[2], C) and y.dtype == dtype
     err = max_err(y, reference(m, x))
-    plan = kernels.plan(x, m, path=path)
-    print(f"{case} [{path} -> {plan['path']} cluster={plan['cluster']}] max|err|={err:.3g}")
-    assert err <= TOL[dtype], f"{case} {path} ({plan}): max|err| {err:.3g} > {TOL[dtype]}"
+    plan = kernels.plan(x, m, path=path, variant=variant)
+    print(f"{case} [{mode} -> {plan['path']} {plan['variant']} cluster={plan['cluster']} slice={plan['slice']}] "
+          f"max|err|={err:.3g}")
+    assert err <= TOL[dtype], f"{case} {mode} ({plan}): max|err| {err:.3g} > {TOL[dtype]}"
+    if mode == "token" and case.startswith("vit") and dtype != torch.float32 and _sm90():
+        assert (plan["path"], plan["variant"]) == ("fused", "token"), plan  # the forced variant really ran
 
 
 @pytest.mark.parametrize("case", ["vitb16-f32", "vitb16-f16", "vitl14-f32", "vitl14-f16", "vitb16-bf16"])
-@pytest.mark.parametrize("path", ["auto", "fallback"])
+@pytest.mark.parametrize("path", ["auto", "fallback", "split", "token"])
 def test_tokenlike_activations(case, path):
     dtype, P, grid, C, kw = CASES[case]
     m = random_module(C, grid, kw, seed=zlib.crc32(case.encode()) % 1000)
     x = tokenlike_input(P, 1 + grid[0] * grid[1], C, dtype, seed=8)
+    path, variant = MODES[path]
     with torch.no_grad():
-        y = kernels.token_interpolation(x, m, path=path)
+        y = kernels.token_interpolation(x, m, path=path, variant=variant)
     ref = reference(m, x)
     tol = TOL[dtype] * max(1.0, ref.abs().max().item() / 4)
     err = max_err(y, ref)
@@ -113,25 +130,45 @@ def test_tokenlike_activations(case, path):
     assert err <= tol
 
 
-@pytest.mark.parametrize("dtype", [F32, F16])
-@pytest.mark.parametrize("cluster", [4, 8, 12, 16])
-def test_fused_cluster_sizes(dtype, cluster):
+@pytest.mark.parametrize("dtype,variant", [(F32, "channel"), (F16, "channel"), (F16, "token"), (BF16, "token")])
+@pytest.mark.parametrize("cluster", [2, 4, 8, 12, 16])
+def test_fused_cluster_sizes(dtype, variant, cluster):
     if not _sm90():
         pytest.skip("fused path needs sm_90")
     m = random_module(768, (14, 14), {}, seed=3)
     x = random_input(5, 197, 768, dtype, seed=11)
-    plan = kernels.plan(x, m, path="fused", cluster=cluster)
+    plan = kernels.plan(x, m, path="fused", cluster=cluster, variant=variant)
     if plan["path"] != "fused":
         pytest.skip(f"cluster {cluster} does not fit: {plan['reason']}")
     with torch.no_grad():
-        y = kernels.token_interpolation(x, m, path="fused", cluster=cluster)
+        y = kernels.token_interpolation(x, m, path="fused", cluster=cluster, variant=variant)
     err = max_err(y, reference(m, x))
-    print(f"cluster={cluster} -> {plan} max|err|={err:.3g}")
+    print(f"{variant} cluster={cluster} -> {plan} max|err|={err:.3g}")
     assert err <= TOL[dtype]
 
 
+@pytest.mark.parametrize("grid,C,kw", [((16, 16), 1024, {}), ((7, 5), 72, ODD), ((9, 11), 200, dict(context_dim=64)),
+                                      ((2, 3), 48, dict(groups=16, dilations=(1, 2, 3, 4)))])
+@pytest.mark.parametrize("cluster", [2, 3, 5, 16])
+def test_token_variant_splits(grid, C, kw, cluster):
+    """Token-split variant, fp16: token ranges that split grid rows, CLS-only / tiny CTAs, every D / G."""
+    if not _sm90():
+        pytest.skip("fused path needs sm_90")
+    m = random_module(C, grid, kw, seed=4)
+    x = random_input(3, 1 + grid[0] * grid[1], C, F16, seed=12)
+    plan = kernels.plan(x, m, path="fused", cluster=cluster, variant="token")
+    if plan["path"] != "fused":
+        pytest.skip(f"cluster {cluster} does not fit: {plan['reason']}")
+    with torch.no_grad():
+        y = kernels.token_interpolation(x, m, path="fused", cluster=cluster, variant="token")
+    err = max_err(y, reference(m, x))
+    print(f"token grid={grid} C={C} cluster={cluster} -> {plan} max|err|={err:.3g}")
+    assert err <= TOL[F16]
+
+
 def test_fast_path_is_taken_on_vit_shapes():
-    """On Hopper the vit-b16 / vit-l14 shapes must run the fused kernel, not the fallback."""
+    """On Hopper the vit-b16 / vit-l14 shapes run their default fast path (split, every dtype), not the
+    fallback; path="fused" gives fp32 the channel variant and fp16 / bf16 the token-split one."""
     if not _sm90():
         pytest.skip("fused path needs sm_90")
     for C, grid in ((768, (14, 14)), (1024, (16, 16))):
@@ -139,7 +176,28 @@ def test_fast_path_is_taken_on_vit_shapes():
             m = random_module(C, grid, {}, seed=1)
             x = random_input(2, 1 + grid[0] * grid[1], C, dtype, seed=1)
             plan = kernels.plan(x, m)
-            assert plan["path"] == "fused", (C, dtype, plan)
+            assert (plan["path"], plan["variant"]) == ("split", "split"), (C, dtype, plan)
+            plan = kernels.plan(x, m, path="fused")
+            want = ("fused", "channel") if dtype == F32 else ("fused", "token")
+            assert (plan["path"], plan["variant"]) == want, (C, dtype, plan)
+
+
+def test_split_path_is_planned_and_deterministic():
+    """variant="split" runs the split path on any GPU where C*sizeof(dtype) % 16 == 0; its result is
+    bit-identical run to run (fixed reduction orders); P=1 and a partial last projection tile."""
+    m = random_module(768, (14, 14), {}, seed=6)
+    for dtype in (F32, F16, BF16):
+        for P in (1, 3):
+            x = random_input(P, 197, 768, dtype, seed=6)
+            plan = kernels.plan(x, m, variant="split")
+            assert plan["path"] == "split" and plan["variant"] == "split", plan
+            with torch.no_grad():
+                a = kernels.token_interpolation(x, m, variant="split")
+                b = kernels.token_interpolation(x, m, variant="split")
+            assert torch.equal(a, b)
+            assert max_err(a, reference(m, x)) <= TOL[dtype]
+    x = random_input(2, 36, 100, F16, seed=6)  # 200-byte rows: not 16-byte vectors -> fallback
+    assert kernels.plan(x, random_module(100, (5, 7), {}, seed=6), variant="split")["path"] == "fallback"
 
 
 def test_deterministic_and_stream_ordered():

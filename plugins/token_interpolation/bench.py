@@ -5,8 +5,14 @@
 Times, per dtype, with CUDA events around each single call (after an L2 flush, and with the GPU kept
 busy while the host enqueues it, so host launch overhead is not counted), variants interleaved in
 every repetition, medians over the repetitions:
-  kernel      inti_edge.kernels.token_interpolation (the path it picks: fused on sm_90)
-  fused-R<n>  the fused kernel at a forced cluster size; fallback: the three-kernel path
+  kernel      inti_edge.kernels.token_interpolation (the path it picks: the split path for every
+              dtype; token (fp16 / bf16) or channel (fp32) where split cannot run)
+  fused-R<n>  the default fused variant at a forced cluster size (when the default is fused)
+  token       the token-split fused variant (fp16 / bf16; always timed there, it is not the default)
+  channel     the channel-split fused variant, where it is not the default
+  split       the split path, where it is not the default (streaming kernels: W_in pack, projection
+              on tensor cores, weights, blend + CLS)
+  fallback    the three-kernel fallback path
   eager       the reference module (inti_edge.model.interpolation.TokenInterpolation) in that dtype
   compile     torch.compile of the reference module
 Effective bandwidth = (bytes of x read once + bytes of out written) / time, as a fraction of the
@@ -35,8 +41,20 @@ from inti_edge.model.interpolation import InterpolationConfig, TokenInterpolatio
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
-def random_module(C, grid, cfg: InterpolationConfig, seed=0) -> TokenInterpolation:
-    return TokenInterpolation(C, grid, cfg).randomize_(torch.Generator().manual_seed(seed))
+def random_module(C, grid, cfg: InterpolationConfig, seed=0, device="cuda") -> TokenInterpolation:
+    return TokenInterpolation(C, grid, cfg).randomize_(torch.Generator().manual_seed(seed)).eval().to(device)
+
+
+def on(module: torch.nn.Module, x: torch.Tensor, dtype=None) -> torch.nn.Module:
+    """A copy of module on x's device (in dtype, default x's): eager / compile / float64 reference
+    never mix devices, whatever device the base module lives on."""
+    return copy.deepcopy(module).to(device=x.device, dtype=dtype or x.dtype)
+
+
+def reference(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return on(module, x, torch.float64)(x.double())
+
 
 def time_one(fn, flush: torch.Tensor) -> float:
     """GPU time of fn() alone: L2 flushed first; the GPU is kept busy (sleep kernel) while the host
@@ -96,15 +114,21 @@ def main() -> None:
         dtype = DTYPES[name]
         gen = torch.Generator(device="cuda").manual_seed(1)
         x = torch.randn(args.P, 2, N, args.C, device="cuda", generator=gen).to(dtype)
-        m = copy.deepcopy(base).to(dtype)
+        m = on(base, x)
         es = x.element_size()
         nbytes = x.numel() * es + args.P * N * args.C * es
         plan = kernels.plan(x, base)
         variants = {"kernel": lambda: kernels.token_interpolation(x, base)}
-        for r in args.clusters:
+        for r in args.clusters if plan.get("path") == "fused" else ():
             p = kernels.plan(x, base, path="fused", cluster=r)
             if p["path"] == "fused" and p["cluster"] != plan.get("cluster"):
                 variants[f"fused-R{p['cluster']}"] = (lambda r=r: kernels.token_interpolation(x, base, path="fused", cluster=r))
+        for var in ("token", "channel"):  # every fused variant, whichever is the default
+            pv = kernels.plan(x, base, path="fused", variant=var)
+            if pv["path"] == "fused" and pv["variant"] == var and var != plan.get("variant"):
+                variants[var] = (lambda var=var: kernels.token_interpolation(x, base, path="fused", variant=var))
+        if plan.get("path") != "split" and kernels.plan(x, base, variant="split")["path"] == "split":
+            variants["split"] = lambda: kernels.token_interpolation(x, base, variant="split")
         variants["fallback"] = lambda: kernels.token_interpolation(x, base, path="fallback")
         variants["eager"] = lambda: m(x)
         compile_s = None
@@ -121,8 +145,14 @@ def main() -> None:
             compile_s = time.time() - t0
         # correctness of every variant against float64
         with torch.no_grad():
-            ref = copy.deepcopy(base).double()(x.double())
-            errs = {k: (fn().double() - ref).abs().max().item() for k, fn in variants.items()}
+            ref = reference(base, x)
+            errs = {}
+            for k, fn in list(variants.items()):  # a variant that fails is reported and dropped, not fatal
+                try:
+                    errs[k] = (fn().double() - ref).abs().max().item()
+                except Exception as e:
+                    print(f"{name} {k} failed: {type(e).__name__}: {e}")
+                    del variants[k]
         del ref
         times = {k: [] for k in variants}
         with torch.no_grad():
@@ -135,6 +165,8 @@ def main() -> None:
                 for k in keys[rep % len(keys):] + keys[: rep % len(keys)]:  # interleaved, rotating order
                     times[k].append(time_one(variants[k], flush))
         med = {k: statistics.median(v) for k, v in times.items()}
+        for var in ("token", "channel", "split"):  # every variant's plan, for the record
+            plan[f"{var}_plan"] = kernels.plan(x, base, variant=var)
         d = {"plan": plan, "bytes": nbytes, "ideal_us_at_copy_bw": nbytes / (copy_gbs * 1e9) * 1e6,
              "compile_s": compile_s, "variants": {}}
         for k in variants:
@@ -147,6 +179,8 @@ def main() -> None:
                 v["speedup_vs_compile"] = round(med["compile"] / med[k], 2)
             d["variants"][k] = v
             rows.append((name, k, v))
+            print(f"  {name} {k:10} {v['median_us']:8.1f} us {100 * v['frac_copy_bw']:5.1f}% copy "  # early, in case of a timeout
+                  f"x{v.get('speedup_vs_eager', float('nan')):.2f} eager, max|err| {v['max_abs_err_vs_f64']:.2e}", flush=True)
         results["dtypes"][name] = d
         del x, m
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# All GPU-side checks of the TokenInterpolation kernels in one go (for a lent GPU machine or a dev box):
+# All GPU-side checks of the TokenInterpolation kernels in one go (for a lent GPU machine or a dev box),
+# bounded to ~8 minutes (each step under `timeout`), the numbers first:
 #   1. the plugin harness against a prebuilt library (when INTI_PREBUILT is set)
-#   2. a fresh CMake build of libinti_plugins.so + harness, run (in the background, overlapping 3)
-#   3. tests/test_kernel_gpu.py (builds the PyTorch extension on first use)
-#   4. bench.py (alone on the GPU)
+#   2. bench.py (alone on the GPU; builds the PyTorch extension on first use; no torch.compile unless
+#      BENCH_COMPILE=1)
+#   3. a fresh CMake build of libinti_plugins.so + harness, run (in the background, overlapping 4)
+#   4. tests/test_kernel_gpu.py
+#   5. Nsight Compute: one token-split launch and the split path's projection, weights and blend kernels
+#      (fp16, bench shape), then the split path's projection + blend in fp32
 # Each step is independent: one failing does not hide the others. Logs go to OUTDIR.
 #
 #   plugins/token_interpolation/gpu_check.sh OUTDIR
@@ -14,7 +18,7 @@ OUTDIR="${1:-/tmp/inti_gpu_check}"
 mkdir -p "$OUTDIR"
 cd "$ROOT"
 export PYTHONUNBUFFERED=1
-TO_HARNESS="${TO_HARNESS:-90}" TO_PYTEST="${TO_PYTEST:-170}" TO_BENCH="${TO_BENCH:-170}"  # seconds per step
+TO_HARNESS="${TO_HARNESS:-60}" TO_BENCH="${TO_BENCH:-190}" TO_PYTEST="${TO_PYTEST:-130}" TO_NCU="${TO_NCU:-50}"  # seconds per step
 T0=$(date +%s)
 stamp() { echo "[gpu_check +$(( $(date +%s) - T0 ))s] $*"; }
 
@@ -28,6 +32,12 @@ if [[ -n "${INTI_PREBUILT:-}" ]]; then
   echo "harness_prebuilt rc=$?" >> "$OUTDIR/harness_prebuilt.log"
 fi
 
+stamp "bench"
+BENCH_ARGS=(--json "$OUTDIR/bench.json")
+[[ "${BENCH_COMPILE:-0}" == 1 ]] || BENCH_ARGS+=(--no-compile)
+timeout "$TO_BENCH" python3 "$HERE/bench.py" "${BENCH_ARGS[@]}" > "$OUTDIR/bench.log" 2>&1
+echo "bench rc=$?" >> "$OUTDIR/bench.log"
+
 stamp "harness build (background)"
 ( timeout "$TO_PYTEST" bash "$HERE/run_harness.sh" /tmp/inti_harness_build > "$OUTDIR/harness_build.log" 2>&1
   echo "harness_build rc=$?" >> "$OUTDIR/harness_build.log" ) &
@@ -38,16 +48,18 @@ timeout "$TO_PYTEST" python3 -m pytest -q -rA -p no:cacheprovider -s tests/test_
 echo "pytest rc=$?" >> "$OUTDIR/pytest.log"
 wait "$HPID"
 
-stamp "bench"
-timeout "$TO_BENCH" python3 "$HERE/bench.py" --json "$OUTDIR/bench.json" > "$OUTDIR/bench.log" 2>&1
-echo "bench rc=$?" >> "$OUTDIR/bench.log"
 NCU="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)"
 if [[ -n "$NCU" && "${SKIP_NCU:-0}" != 1 ]]; then
-  stamp "ncu (one fused launch, fp16, bench shape)"
-  timeout "${TO_NCU:-90}" "$NCU" --clock-control none -k regex:ti_fused_kernel -s 2 -c 1 \
+  stamp "ncu (token-split launch + split projection, weights, blend; fp16, bench shape)"
+  timeout "$TO_NCU" "$NCU" --clock-control none -k regex:"ti_tok_kernel|ti_sp_(proj|weights|blend)" -c 4 \
     --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
-    --section WarpStateStats --section SchedulerStats python3 "$HERE/profile_one.py" > "$OUTDIR/ncu.txt" 2>&1
+    --section WarpStateStats --section SchedulerStats python3 "$HERE/profile_one.py" --variants token split > "$OUTDIR/ncu.txt" 2>&1
   echo "ncu rc=$?" >> "$OUTDIR/ncu.txt"
+  stamp "ncu fp32 (split: projection + blend)"
+  timeout 45 "$NCU" --clock-control none -k regex:"ti_sp_(proj|blend)" -c 2 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section SchedulerStats \
+    python3 "$HERE/profile_one.py" --dtype f32 --variants split >> "$OUTDIR/ncu.txt" 2>&1
+  echo "ncu f32 rc=$?" >> "$OUTDIR/ncu.txt"
 fi
 stamp "done"
 
@@ -57,5 +69,5 @@ for f in harness_prebuilt harness_build; do
   [[ -f "$OUTDIR/$f.log" ]] && { echo "================ $f"; grep -E "^device|FAIL |rror" "$OUTDIR/$f.log" | head -8; sed -n '/^summary:/,$p' "$OUTDIR/$f.log"; }
 done
 echo "================ pytest"; grep -E "max\|err\||PASSED|FAILED|ERROR|passed|failed|rc=" "$OUTDIR/pytest.log" | grep -v "^PASSED" | tail -70
-echo "================ bench"; grep -v '^{' "$OUTDIR/bench.log" | grep -v -i "warn\|softmax\|split the\|important use\|^$" | tail -25
-[[ -f "$OUTDIR/ncu.txt" ]] && { echo "================ ncu"; grep -E "Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Cluster|Warp Cycles Per Issued|Issued Warp|No Eligible|One or More|rc=|==ERR|==WARN" "$OUTDIR/ncu.txt" | head -30; }
+echo "================ bench"; grep -v '^{' "$OUTDIR/bench.log" | grep -v -i "warn\|softmax\|split the\|important use\|^$" | tail -60
+[[ -f "$OUTDIR/ncu.txt" ]] && { echo "================ ncu"; grep -E "ti_tok_kernel|ti_sp_|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Cluster|Warp Cycles Per Issued|Issued Warp|No Eligible|One or More|rc=|==ERR|==WARN" "$OUTDIR/ncu.txt" | head -110; }

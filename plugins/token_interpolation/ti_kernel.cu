@@ -28,6 +28,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <type_traits>
 
 namespace inti {
 namespace {
@@ -51,9 +52,18 @@ struct KParams {
   // fused geometry
   int R, slice, kpad, stride, tpo, halo, D4;
   int o_A, o_pst, o_sall, o_wfrag, o_fst, o_uown, o_wown, o_wsum, o_wall;
+  // token-split geometry (ti_tok_kernel)
+  int T, tstride, kpadT, NQT, mt, KP, units, reach;
+  int o_st, o_red, o_u, o_w, o_twsum;
+  // split path (ti_sp_*): weight bands per pair, W_in chunks per frame, column blocks, n-tiles per block
+  int sp_nb, sp_nch, sp_ny, sp_nt;
+  int spw_rb, spw_ksp;  // tiled weights kernel: grid rows per CTA, padded feature stride per token
+  uint4 const* wpack;     // packed W_in fragments (workspace)
+  float const* wcolsum;   // (2, D) column sums of the packed W_in (workspace)
   // fallback workspace
   float* ws_u;
   float* ws_w;
+  float* ws_wt;  // split path: pair weights (P, HW, 2G)
 };
 
 template <typename T>
@@ -610,6 +620,238 @@ __global__ void __launch_bounds__(kThreads, (sizeof(T) == 2 && NT <= 4) ? 3 : 2)
 }
 
 // ---------------------------------------------------------------------------------------------
+// Token-split fused path (sm_90, 16-bit inputs): a cluster of R CTAs per frame pair, CTA r owning
+// whole tokens [r*T, r*T + T) of both frames (all C channels) in shared memory:
+//   1  cp.async its token rows (x read from DRAM once)
+//   2  LayerNorm statistics of its rows (local: a row is whole); W x on tensor cores with the raw
+//      rows as A (LayerNorm folded: proj(LN(x)) = rstd * (W x - mean * W 1)); W fragments packed
+//      once per launch (ti_pack_kernel) into the workspace, read through L1 / L2
+//   3  u of its patch tokens                                                       -> cluster barrier
+//   4  gather u of its tokens plus the halo of the dilated convolutions from the neighbours (DSMEM),
+//      pair weights of its tokens; partial CLS sums to CTA 0       -> cluster arrive (no waiting)
+//   5  blend its patch tokens from shared memory; CTA 0 waits for the partial sums, blends the CLS
+//      token; every CTA waits before it exits (its u may still be read until then)
+// ---------------------------------------------------------------------------------------------
+
+// W_in of both frames in mma B-fragment order (same per-k-step layout as build_wfrag; k-steps over
+// frame 0 then frame 1, each frame zero-padded to kpadT channels), then S (2, D): per frame the
+// column sums of the rounded W_in (the mean term of the folded LayerNorm).
+template <typename T>
+__global__ void __launch_bounds__(256) ti_pack_kernel(KParams const p, int fragBlocks) {
+  int const NQ = p.NQT;
+  int const nks = p.kpadT / 16;
+  if (int(blockIdx.x) < fragBlocks) {
+    int const total = 2 * nks * NQ * 32;
+    int const i = int(blockIdx.x) * 256 + int(threadIdx.x);
+    if (i >= total) return;
+    int const ln = i & 31, q = (i >> 5) % NQ, ks = (i >> 5) / NQ;
+    int const f = ks / nks, k0 = (ks - f * nks) * 16;
+    int const g = ln >> 2, t = ln & 3;
+    auto W = [&](int k, int n) -> float {
+      return (k < p.C && n < p.D) ? __ldg(p.w_in + size_t(f * p.C + k) * p.D + n) : 0.f;
+    };
+    int const na = 16 * q + g, nb = na + 8;
+    uint4 v;
+    v.x = pack2<T>(W(k0 + 2 * t, na), W(k0 + 2 * t + 1, na));
+    v.y = pack2<T>(W(k0 + 2 * t + 8, na), W(k0 + 2 * t + 9, na));
+    v.z = pack2<T>(W(k0 + 2 * t, nb), W(k0 + 2 * t + 1, nb));
+    v.w = pack2<T>(W(k0 + 2 * t + 8, nb), W(k0 + 2 * t + 9, nb));
+    const_cast<uint4*>(p.wpack)[i] = v;
+  } else {
+    // one block per (frame, d): S[f][d] = sum_c round(W[f*C + c][d]), fixed order (deterministic)
+    int const fd = int(blockIdx.x) - fragBlocks, f = fd / p.D, d = fd - f * p.D;
+    __shared__ float part[256];
+    float s = 0.f;
+    for (int c = threadIdx.x; c < p.C; c += 256) s += to_f(from_f<T>(__ldg(p.w_in + size_t(f * p.C + c) * p.D + d)));
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int o = 128; o > 0; o >>= 1) {
+      if (int(threadIdx.x) < o) part[threadIdx.x] += part[threadIdx.x + o];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) const_cast<float*>(p.wcolsum)[f * p.D + d] = part[0];
+  }
+}
+
+template <typename T, int NT>
+__global__ void __launch_bounds__(kThreads, 2) ti_tok_kernel(KParams const p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ __align__(128) unsigned char sm[];
+  constexpr int VEC = 16 / int(sizeof(T));
+  constexpr int NQ = NT / 2;
+  constexpr int ND = 8 * NT;  // columns of a partial-product tile
+  int const tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  int const rank = int(cooperative_groups::this_cluster().block_rank());
+  int const pair = blockIdx.x / p.R;
+  int const N = p.N, HW = p.HW, C = p.C, G2 = 2 * p.G, TT = p.T;
+  int const t0 = rank * TT, nt = max(0, min(TT, N - t0)), nv = C / VEC;
+
+  // 1. this CTA's token rows of both frames -> shared memory rows (f * T + i)
+  T const* xg = static_cast<T const*>(p.x) + size_t(pair) * 2 * N * C;
+  for (int i = tid; i < 2 * nt * nv; i += kThreads) {
+    int const row = i / nv, v = i - row * nv, f = row >= nt, ii = row - f * nt;
+    cp_async16(sm + (f * TT + ii) * p.tstride + v * 16, xg + (size_t(f) * N + t0 + ii) * C + v * VEC);
+  }
+  cp_async_commit();
+  if (p.kpadT > C) {  // zero the k-padding columns the MMA reads
+    int const nq = (p.kpadT - C) * int(sizeof(T)) / 16;
+    for (int i = tid; i < 2 * nt * nq; i += kThreads) {
+      int const row = i / nq, q = i - row * nq, f = row >= nt, ii = row - f * nt;
+      *reinterpret_cast<uint4*>(sm + (f * TT + ii) * p.tstride + C * int(sizeof(T)) + q * 16) = make_uint4(0, 0, 0, 0);
+    }
+  }
+  cp_async_wait_all();
+  __syncthreads();
+
+  // 2a. statistics of every row (one warp per row), shifted by the row's first value
+  float2* st = reinterpret_cast<float2*>(sm + p.o_st);
+  for (int row = warp; row < 2 * nt; row += kWarps) {
+    int const f = row >= nt, ii = row - f * nt;
+    unsigned char const* rp = sm + (f * TT + ii) * p.tstride;
+    float const K = to_f(*reinterpret_cast<T const*>(rp));
+    float s1 = 0.f, s2 = 0.f;
+    for (int v = lane; v < nv; v += 32) {
+      uint4 const q = reinterpret_cast<uint4 const*>(rp)[v];
+      T const* e = reinterpret_cast<T const*>(&q);
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) {
+        float const dl = to_f(e[k]) - K;
+        s1 += dl;
+        s2 = fmaf(dl, dl, s2);
+      }
+    }
+    s1 = warp_sum(s1);
+    s2 = warp_sum(s2);
+    float const mo = s1 / float(C), var = fmaxf(s2 / float(C) - mo * mo, 0.f);
+    if (lane == 0) st[f * TT + ii] = make_float2(K + mo, 1.f / sqrtf(var + p.eps));
+  }
+
+  // 2b. W x of the raw rows: unit = (m-tile, frame, k-part), one 16 x ND partial tile each
+  float* red = reinterpret_cast<float*>(sm + p.o_red);
+  {
+    int const nks = p.kpadT / 16;
+    int const g = lane >> 2, t4 = lane & 3;
+    int const r = (lane & 7) + ((lane >> 3) & 1) * 8, kofs = (lane >> 4) * 8;
+    uint4 const* wp = p.wpack;
+    for (int unit = warp; unit < p.units; unit += kWarps) {
+      int const m = unit % p.mt, rest = unit / p.mt, f = rest & 1, kp = rest >> 1;
+      int const ks0 = kp * nks / p.KP, ks1 = (kp + 1) * nks / p.KP;
+      int const ii = min(m * 16 + r, nt - 1);
+      unsigned char const* ab = sm + (f * TT + ii) * p.tstride + kofs * 2;
+      uint4 const* wb = wp + size_t(f * nks) * NQ * 32 + lane;
+      float acc[NT][4];
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[j][e] = 0.f;
+      uint4 bq[NQ], bn[NQ];
+#pragma unroll
+      for (int q = 0; q < NQ; ++q) bq[q] = __ldg(wb + (ks0 * NQ + q) * 32);
+#pragma unroll 2
+      for (int ks = ks0; ks < ks1; ++ks) {
+        int const kn = min(ks + 1, ks1 - 1);  // prefetch the next k-step's B fragments
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) bn[q] = __ldg(wb + (kn * NQ + q) * 32);
+        uint32_t a[4];
+        ldmatrix_x4(a, ab + ks * 32);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          uint32_t const b0 = (j & 1) ? bq[j / 2].z : bq[j / 2].x;
+          uint32_t const b1 = (j & 1) ? bq[j / 2].w : bq[j / 2].y;
+          mma16<T>(acc[j], a, b0, b1);
+        }
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) bq[q] = bn[q];
+      }
+      float* rt = red + unit * 16 * ND;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        int const col = 8 * j + 2 * t4;
+        *reinterpret_cast<float2*>(rt + g * ND + col) = make_float2(acc[j][0], acc[j][1]);
+        *reinterpret_cast<float2*>(rt + (g + 8) * ND + col) = make_float2(acc[j][2], acc[j][3]);
+      }
+    }
+  }
+  __syncthreads();
+
+  // 3. u of the local tokens: rstd0 (A0 - mean0 S0) + rstd1 (A1 - mean1 S1) + b_in (CLS: unused, 0)
+  float* ub = reinterpret_cast<float*>(sm + p.o_u);
+  for (int i = tid; i < nt * p.D; i += kThreads) {
+    int const ii = i / p.D, d = i - ii * p.D, m = ii >> 4, rr = ii & 15;
+    float a0 = 0.f, a1 = 0.f;
+    for (int kp = 0; kp < p.KP; ++kp) {
+      a0 += red[((kp * 2 + 0) * p.mt + m) * 16 * ND + rr * ND + d];
+      a1 += red[((kp * 2 + 1) * p.mt + m) * 16 * ND + rr * ND + d];
+    }
+    float2 const s0 = st[ii], s1 = st[TT + ii];
+    float const u = s0.y * (a0 - s0.x * __ldg(p.wcolsum + d)) + s1.y * (a1 - s1.x * __ldg(p.wcolsum + p.D + d)) +
+                    __ldg(p.b_in + d);
+    ub[ii * p.D4 + d] = (t0 + ii == 0) ? 0.f : u;
+  }
+  cluster_sync_all();  // #1 u of every token visible in the cluster
+
+  // 4. u of the own patch tokens and their halo -> uh (overlays the partial tiles); pair weights
+  int const pa = max(t0, 1) - 1, pb = t0 + nt - 1;  // own patch tokens [pa, pb)
+  float* uh = reinterpret_cast<float*>(sm + p.o_red);
+  float* wown = reinterpret_cast<float*>(sm + p.o_w);
+  float* wsum = reinterpret_cast<float*>(sm + p.o_twsum);
+  int const lo = max(0, pa - p.reach), hi = min(HW, pb + p.reach);
+  if (pb > pa) {
+    int const D4q = p.D4 / 4, nh = (hi - lo) * D4q;
+    for (int i0 = tid; i0 < nh; i0 += kGather * kThreads) {
+      float4 v[kGather];
+#pragma unroll
+      for (int k = 0; k < kGather; ++k) {
+        int const i = i0 + k * kThreads, tt = i / D4q, q = i - tt * D4q, tok = lo + tt + 1, o = tok / TT;
+        if (i < nh) v[k] = reinterpret_cast<float4 const*>(dsmem(ub, o))[(tok - o * TT) * D4q + q];
+      }
+#pragma unroll
+      for (int k = 0; k < kGather; ++k)
+        if (i0 + k * kThreads < nh) reinterpret_cast<float4*>(uh)[i0 + k * kThreads] = v[k];
+    }
+    __syncthreads();
+    for (int t = pa + warp; t < pb; t += kWarps) warp_token_weights(p, uh, lo, p.D4, t, wown + (t - pa) * G2);
+  }
+  __syncthreads();
+  if (p.cls_mean && tid < G2) {  // partial CLS sum of this CTA, into CTA 0's slot (fixed order there)
+    float s = 0.f;
+    for (int t = pa; t < pb; ++t) s += wown[(t - pa) * G2 + tid];
+    dsmem(wsum, 0)[rank * G2 + tid] = s;
+  }
+  cluster_arrive();  // #2: done reading the neighbours' u; partial sums written
+
+  // 5. blend the own patch tokens from shared memory
+  T* og = static_cast<T*>(p.out) + size_t(pair) * N * C;
+  for (int i = tid; i < nt * nv; i += kThreads) {
+    int const ii = i / nv, v = i - ii * nv, tok = t0 + ii;
+    if (tok == 0) continue;
+    uint4 const a = *reinterpret_cast<uint4 const*>(sm + ii * p.tstride + v * 16);
+    uint4 const b = *reinterpret_cast<uint4 const*>(sm + (TT + ii) * p.tstride + v * 16);
+    *reinterpret_cast<uint4*>(og + size_t(tok) * C + v * VEC) = blend16<T>(a, b, wown + (tok - 1 - pa) * G2, v * VEC, p.cpg, p.G);
+  }
+  cluster_wait();  // #2 complete: every partial sum is in CTA 0, nobody reads this CTA's u any more
+  if (rank == 0) {  // CLS token: the mean of the patch weights (or 1/2)
+    float* wc = wsum + p.R * G2;
+    if (tid < G2) {
+      float v = 0.5f;
+      if (p.cls_mean) {
+        float s = 0.f;
+        for (int r = 0; r < p.R; ++r) s += wsum[r * G2 + tid];
+        v = s / float(HW);
+      }
+      wc[tid] = v;
+    }
+    __syncthreads();
+    for (int v = tid; v < nv; v += kThreads) {
+      uint4 const a = *reinterpret_cast<uint4 const*>(sm + v * 16);
+      uint4 const b = *reinterpret_cast<uint4 const*>(sm + TT * p.tstride + v * 16);
+      *reinterpret_cast<uint4*>(og + v * VEC) = blend16<T>(a, b, wc, v * VEC, p.cpg, p.G);
+    }
+  }
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fallback path (any GPU, any shape)
 // ---------------------------------------------------------------------------------------------
 
@@ -639,7 +881,9 @@ __global__ void __launch_bounds__(kFbTokens * 32) ti_fb_proj_kernel(KParams cons
     }
   }
   for (int d0 = 0; d0 < D; d0 += 32) {
-    float acc = 0.f;
+    // two-level sum: fp32 over one 32-channel chunk of both frames, double across chunks (a plain
+    // fp32 running sum over 2C products drifts to ~1e-5 at the output for C = 768)
+    double acc = 0.0;
     for (int cc = 0; cc < C; cc += 32) {
       __syncthreads();
       for (int i = tid; i < 2 * 32 * 32; i += kFbTokens * 32) {
@@ -651,12 +895,15 @@ __global__ void __launch_bounds__(kFbTokens * 32) ti_fb_proj_kernel(KParams cons
         zs[warp][f][lane] = (valid && c < C) ? (to_f(xr[f][c]) - mu[f]) * rs[f] : 0.f;
       }
       __syncthreads();
+      float part = 0.f;
 #pragma unroll
       for (int f = 0; f < 2; ++f)
 #pragma unroll 8
-        for (int k = 0; k < 32; ++k) acc = fmaf(zs[warp][f][k], ws[f][k][lane], acc);
+        for (int k = 0; k < 32; ++k) part = fmaf(zs[warp][f][k], ws[f][k][lane], part);
+      acc += double(part);
     }
-    if (valid && d0 + lane < D) p.ws_u[(size_t(pair) * p.HW + t) * D + d0 + lane] = acc + __ldg(p.b_in + d0 + lane);
+    if (valid && d0 + lane < D)
+      p.ws_u[(size_t(pair) * p.HW + t) * D + d0 + lane] = float(acc + double(__ldg(p.b_in + d0 + lane)));
   }
 }
 
@@ -689,6 +936,453 @@ __global__ void __launch_bounds__(256) ti_fb_blend_kernel(KParams const p) {
     float const* w = p.ws_w + pn * G2;
     float const x0 = to_f(x[(pair * 2 * p.N + n) * p.C + c]), x1 = to_f(x[((pair * 2 + 1) * p.N + n) * p.C + c]);
     static_cast<T*>(p.out)[i] = from_f<T>(w[2 * g] * x0 + w[2 * g + 1] * x1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split path ("split" variant; sm_80+, 16-byte vectors): streaming kernels, no clusters, through the
+// workspace (packed W_in, u, pair weights, partial CLS sums):
+//   0  ti_sp_pack_kernel     W_in in mma B-fragment order (per 16-byte chunk of channels: the k order
+//                            matches the order of a row's 16-byte loads) + column sums of W_in
+//   A  ti_sp_proj_kernel     warp = (m-tile of 16 rows (pair, patch token), frame): the rows' 16-byte
+//                            chunks straight from global memory into mma A fragments (kPF chunks in
+//                            flight), LayerNorm statistics gathered on the way (shift K = mean of the
+//                            row's first chunk), W x on tensor cores (fp16 / bf16: m16n8k16, fp32:
+//                            3xTF32 m16n8k8 on x - K, two-level sums), LayerNorm folded in after the loop:
+//                            proj(LN(x)) = rstd * (W (x-K) - (mean-K) W 1); the frame-1 warp hands its
+//                            part to the frame-0 warp through shared memory; u (P, HW, D) fp32.
+//   B  ti_sp_weights_kernel  per (pair, band of <= kSpBand patch tokens), one warp per token: pair
+//                            weights from u (L2) -> (P, HW, 2G), partial CLS sums per band
+//   C  ti_sp_blend_kernel    every patch token's 16-byte vectors blended straight from global memory
+//                            (kSpBatch vectors of both frames in flight per thread); CTA b < P also
+//                            blends the CLS token of pair b (mean of the band partials, or 1/2)
+// x is read twice (A, C) and out written once: 4/3 of the fused bytes, at streaming efficiency.
+// ---------------------------------------------------------------------------------------------
+constexpr int kSpWarps = 4;   // projection CTA: 2 m-tiles (32 rows) x 2 frames
+constexpr int kSpBand = 8;    // weights: patch tokens per CTA (one warp each)
+constexpr int kSpBatch = 4;   // blend: 16-byte vectors (of each frame) in flight per thread
+constexpr int kSpGroup = 4;   // fp32 projection: chunks per inner sum (two-level accumulation)
+
+template <typename T>
+struct SpCfg {
+  static constexpr int kPF = 3;  // chunks in flight per row (fp16 / bf16 chunk: 32 channels)
+};
+template <>
+struct SpCfg<float> {
+  static constexpr int kPF = 2;  // fp32 chunk: 16 channels
+};
+
+__device__ __forceinline__ uint4 ldg_stream(void const* ptr) {  // read-once data: keep L1 for W_in
+  uint4 r;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+      : "l"(ptr));
+  return r;
+}
+
+// Entry (((f * nch + s) * ny + y) * NT + j) * 32 + lane (lane = 4 g + t) holds W_in rows
+// f*C + s*CH + VEC*t + e (e < VEC), column y*8*NT + 8 j + g, as T (fp32: raw floats); zero outside.
+// Blocks >= fragBlocks: column sums S[f][n] of the T-rounded W_in (n < ny*8*NT), fixed order.
+template <typename T>
+__global__ void __launch_bounds__(256) ti_sp_pack_kernel(KParams const p, int fragBlocks) {
+  constexpr int VEC = 16 / int(sizeof(T));
+  constexpr int CH = 4 * VEC;
+  int const NT = p.sp_nt, ny = p.sp_ny, nch = p.sp_nch, Dp = ny * 8 * NT, C = p.C, D = p.D;
+  if (int(blockIdx.x) < fragBlocks) {
+    int const i = int(blockIdx.x) * 256 + int(threadIdx.x);
+    if (i >= 2 * nch * ny * NT * 32) return;
+    int const ln = i & 31;
+    int r = i >> 5;
+    int const j = r % NT;
+    r /= NT;
+    int const y = r % ny;
+    r /= ny;
+    int const s = r % nch, f = r / nch;
+    int const n = y * 8 * NT + 8 * j + (ln >> 2), c0 = s * CH + VEC * (ln & 3);
+    float v[VEC];
+#pragma unroll
+    for (int e = 0; e < VEC; ++e)
+      v[e] = (c0 + e < C && n < D) ? __ldg(p.w_in + size_t(f * C + c0 + e) * D + n) : 0.f;
+    uint4 o;
+    if constexpr (sizeof(T) == 4) {
+      o = make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3]));
+    } else {
+      o = make_uint4(pack2<T>(v[0], v[1]), pack2<T>(v[2], v[3]), pack2<T>(v[4], v[5]), pack2<T>(v[6], v[7]));
+    }
+    const_cast<uint4*>(p.wpack)[i] = o;
+  } else {
+    int const fn = int(blockIdx.x) - fragBlocks, f = fn / Dp, n = fn - f * Dp;
+    __shared__ float part[256];
+    float s = 0.f;
+    if (n < D)
+      for (int c = threadIdx.x; c < C; c += 256) s += to_f(from_f<T>(__ldg(p.w_in + size_t(f * C + c) * D + n)));
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int o = 128; o > 0; o >>= 1) {
+      if (int(threadIdx.x) < o) part[threadIdx.x] += part[threadIdx.x + o];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) const_cast<float*>(p.wcolsum)[f * Dp + n] = part[0];
+  }
+}
+
+template <typename T, int NT>
+__global__ void __launch_bounds__(kSpWarps * 32, sizeof(T) == 4 ? (NT <= 4 ? 5 : 3) : (NT <= 4 ? 6 : 4)) ti_sp_proj_kernel(KParams const p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  constexpr bool kF32 = sizeof(T) == 4;
+  constexpr int VEC = 16 / int(sizeof(T));
+  constexpr int CH = 4 * VEC;  // channels per chunk (4 lanes x 16 bytes per row)
+  constexpr int PF = SpCfg<T>::kPF;
+  __shared__ float2 xch[kSpWarps / 2][2 * NT][32];  // the frame-1 warps' parts
+  int const tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  int const g = lane >> 2, t = lane & 3, f = warp & 1, mt = warp >> 1;
+  int const C = p.C, D = p.D, HW = p.HW, N = p.N, rows = p.P * HW, nch = p.sp_nch;
+  int const r0 = (int(blockIdx.x) * (kSpWarps / 2) + mt) * 16;
+  auto rowPtr = [&](int r) -> T const* {
+    r = min(r, rows - 1);
+    int const pr = r / HW, tk = r - pr * HW;
+    return static_cast<T const*>(p.x) + (size_t(pr * 2 + f) * N + 1 + tk) * C + VEC * t;
+  };
+  T const* const xa = rowPtr(r0 + g);
+  T const* const xb = rowPtr(r0 + g + 8);
+  auto ld = [&](T const* base, int s) -> uint4 {
+    return (s < nch && s * CH + VEC * t < C) ? ldg_stream(base + s * CH) : make_uint4(0, 0, 0, 0);
+  };
+  int const wstep = p.sp_ny * NT * 32;
+  uint4 const* const wp = p.wpack + (size_t(f) * nch * p.sp_ny + blockIdx.y) * NT * 32 + lane;
+
+  uint4 ba[PF], bb[PF];
+#pragma unroll
+  for (int i = 0; i < PF; ++i) {
+    ba[i] = ld(xa, i);
+    bb[i] = ld(xb, i);
+  }
+  // shift K of rows a / b: the mean of their first chunk
+  float Ka = 0.f, Kb = 0.f;
+  {
+    T const* ea = reinterpret_cast<T const*>(&ba[0]);
+    T const* eb = reinterpret_cast<T const*>(&bb[0]);
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) {
+      Ka += to_f(ea[e]);
+      Kb += to_f(eb[e]);
+    }
+    Ka += __shfl_xor_sync(0xffffffffu, Ka, 1);
+    Kb += __shfl_xor_sync(0xffffffffu, Kb, 1);
+    Ka += __shfl_xor_sync(0xffffffffu, Ka, 2);
+    Kb += __shfl_xor_sync(0xffffffffu, Kb, 2);
+    float const inv = 1.f / float(min(C, CH));
+    Ka *= inv;
+    Kb *= inv;
+  }
+  float s1a = 0.f, s2a = 0.f, s1b = 0.f, s2b = 0.f;
+  float acc[NT][4], tot[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = tot[j][e] = 0.f;
+
+#pragma unroll 1
+  for (int s0 = 0; s0 < nch; s0 += PF) {
+#pragma unroll
+    for (int i = 0; i < PF; ++i) {
+      int const s = s0 + i;
+      if (s < nch) {
+        uint4 const va = ba[i], vb = bb[i];
+        ba[i] = ld(xa, s + PF);
+        bb[i] = ld(xb, s + PF);
+        uint4 w[NT];
+#pragma unroll
+        for (int j = 0; j < NT; ++j) w[j] = __ldg(wp + size_t(s) * wstep + j * 32);
+        bool const valid = s * CH + VEC * t < C;
+        float xfa[VEC], xfb[VEC];  // x - K (0 outside the row)
+        {
+          T const* ea = reinterpret_cast<T const*>(&va);
+          T const* eb = reinterpret_cast<T const*>(&vb);
+          float p1a = 0.f, p2a = 0.f, p1b = 0.f, p2b = 0.f;
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) {
+            xfa[e] = valid ? to_f(ea[e]) - Ka : 0.f;
+            xfb[e] = valid ? to_f(eb[e]) - Kb : 0.f;
+            p1a += xfa[e];
+            p2a = fmaf(xfa[e], xfa[e], p2a);
+            p1b += xfb[e];
+            p2b = fmaf(xfb[e], xfb[e], p2b);
+          }
+          s1a += p1a;
+          s2a += p2a;
+          s1b += p1b;
+          s2b += p2b;
+        }
+        if constexpr (kF32) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            uint32_t ahi[4], alo[4];
+            split_tf32(xfa[2 * h], ahi[0], alo[0]);
+            split_tf32(xfb[2 * h], ahi[1], alo[1]);
+            split_tf32(xfa[2 * h + 1], ahi[2], alo[2]);
+            split_tf32(xfb[2 * h + 1], ahi[3], alo[3]);
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+              uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
+              uint32_t bh0, bl0, bh1, bl1;
+              split_tf32(__uint_as_float(wb0), bh0, bl0);
+              split_tf32(__uint_as_float(wb1), bh1, bl1);
+              mma_tf32(acc[j], alo, bh0, bh1);
+              mma_tf32(acc[j], ahi, bl0, bl1);
+              mma_tf32(acc[j], ahi, bh0, bh1);
+            }
+          }
+          if (s % kSpGroup == kSpGroup - 1 || s == nch - 1) {
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+              for (int e = 0; e < 4; ++e) {
+                tot[j][e] += acc[j][e];
+                acc[j][e] = 0.f;
+              }
+          }
+        } else {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            uint32_t const* ra = reinterpret_cast<uint32_t const*>(&va);
+            uint32_t const* rb = reinterpret_cast<uint32_t const*>(&vb);
+            uint32_t const a[4] = {ra[2 * h], rb[2 * h], ra[2 * h + 1], rb[2 * h + 1]};
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+              uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
+              mma16<T>(acc[j], a, wb0, wb1);
+            }
+          }
+        }
+      }
+    }
+  }
+  if constexpr (!kF32) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tot[j][e] = acc[j][e];
+  }
+  // statistics of rows a / b (the 4 lanes of a row hold a quarter each)
+#pragma unroll
+  for (int o = 1; o <= 2; o <<= 1) {
+    s1a += __shfl_xor_sync(0xffffffffu, s1a, o);
+    s2a += __shfl_xor_sync(0xffffffffu, s2a, o);
+    s1b += __shfl_xor_sync(0xffffffffu, s1b, o);
+    s2b += __shfl_xor_sync(0xffffffffu, s2b, o);
+  }
+  float const moa = s1a / float(C), mob = s1b / float(C);
+  float const rsa = 1.f / sqrtf(fmaxf(s2a / float(C) - moa * moa, 0.f) + p.eps);
+  float const rsb = 1.f / sqrtf(fmaxf(s2b / float(C) - mob * mob, 0.f) + p.eps);
+  // fp32: A = W (x - K) -> subtract (mean - K) S; fp16 / bf16: A = W x -> subtract mean S
+  float const ma = kF32 ? moa : Ka + moa, mb = kF32 ? mob : Kb + mob;
+  int const Dp = p.sp_ny * 8 * NT, n0 = int(blockIdx.y) * 8 * NT + 2 * t;
+  float const* S = p.wcolsum + f * Dp;
+  float2 res[NT][2];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    float const S0 = __ldg(S + n0 + 8 * j), S1 = __ldg(S + n0 + 8 * j + 1);
+    res[j][0] = make_float2(rsa * (tot[j][0] - ma * S0), rsa * (tot[j][1] - ma * S1));
+    res[j][1] = make_float2(rsb * (tot[j][2] - mb * S0), rsb * (tot[j][3] - mb * S1));
+  }
+  if (f == 1) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      xch[mt][2 * j][lane] = res[j][0];
+      xch[mt][2 * j + 1][lane] = res[j][1];
+    }
+  }
+  __syncthreads();
+  if (f == 0) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        int const r = r0 + g + 8 * hr;
+        float2 const o = xch[mt][2 * j + hr][lane];
+        float const v[2] = {res[j][hr].x + o.x, res[j][hr].y + o.y};
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          int const n = n0 + 8 * j + e;
+          if (r < rows && n < D) p.ws_u[size_t(r) * D + n] = v[e] + __ldg(p.b_in + n);
+        }
+      }
+  }
+#endif
+}
+
+// Pair weights of the band's patch tokens (one warp each) -> ws_wt, the band's partial CLS sums -> ws_w.
+__global__ void __launch_bounds__(kSpBand * 32, 4) ti_sp_weights_kernel(KParams const p) {
+  __shared__ float wb[kSpBand * kMaxG2];
+  int const pair = int(blockIdx.y), band = int(blockIdx.x), tid = threadIdx.x, warp = tid >> 5;
+  int const G2 = 2 * p.G;
+  int const ta = band * kSpBand, nt = min(p.HW - ta, kSpBand);
+  float const* u = p.ws_u + size_t(pair) * p.HW * p.D;
+  if (warp < nt) warp_token_weights(p, u, 0, p.D, ta + warp, wb + warp * G2);
+  __syncthreads();
+  float* wt = p.ws_wt + (size_t(pair) * p.HW + ta) * G2;
+  for (int i = tid; i < nt * G2; i += kSpBand * 32) wt[i] = wb[i];
+  if (tid < G2) {  // partial CLS sum of the band, fixed order
+    float s = 0.f;
+    for (int k = 0; k < nt; ++k) s += wb[k * G2 + tid];
+    p.ws_w[(size_t(pair) * p.sp_nb + band) * G2 + tid] = s;
+  }
+}
+
+// Tiled weights kernel (kSpWeightsTiled): CTA = (pair, band of spw_rb grid rows). The band's u rows plus
+// a halo of dmax rows each side (clipped to the grid) are loaded once into shared memory (coalesced),
+// with the depthwise kernels; then one thread per (token, channel): GELU of u and of the S dilated
+// convs -> feature tile; one thread per (token, logit): proj_out over the (S+1) D features; one thread
+// per (token, group): softmax / sigmoid. Writes the pair weights (P, HW, 2G) and one partial CLS sum
+// per band (fixed order; sp_nb = number of bands). Dynamic shared memory, see spwSmem().
+constexpr int kSpWThreads = 256;
+__global__ void __launch_bounds__(kSpWThreads) ti_sp_weights_tiled_kernel(KParams const p) {
+  extern __shared__ float4 spw_sm4[];
+  float* const sm = reinterpret_cast<float*>(spw_sm4);
+  int const pair = int(blockIdx.y), band = int(blockIdx.x), tid = threadIdx.x;
+  int const D = p.D, W = p.W, H = p.H, S = p.S, G2 = 2 * p.G, KSp = p.spw_ksp;
+  int const r0 = band * p.spw_rb, r1 = min(H, r0 + p.spw_rb);
+  int const hr0 = max(0, r0 - p.dmax), hr1 = min(H, r1 + p.dmax);
+  int const nhal = (hr1 - hr0) * W, nown = (r1 - r0) * W, t0 = r0 * W;
+  float* const us = sm;                                   // (nhal, D) halo tile of u
+  float* const kw = us + ((size_t(nhal) * D + 3) & ~size_t(3));  // (S, 9, D) depthwise kernels
+  float* const kb = kw + S * 9 * D;                       // (S, D) depthwise biases
+  float* const hf = kb + S * D;                           // (nown, KSp) GELU features
+  float* const lg = hf + nown * KSp;                      // (nown, 2G) logits, then weights
+  {
+    float const* src = p.ws_u + (size_t(pair) * p.HW + size_t(hr0) * W) * D;
+    int const n = nhal * D;
+    int n4 = 0;
+    if ((reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+      n4 = n >> 2;
+      for (int i = tid; i < n4; i += kSpWThreads) spw_sm4[i] = __ldg(reinterpret_cast<float4 const*>(src) + i);
+      n4 <<= 2;
+    }
+    for (int i = n4 + tid; i < n; i += kSpWThreads) us[i] = __ldg(src + i);
+    for (int i = tid; i < S * D * 9; i += kSpWThreads) {
+      int const sd = i / 9, k = i - sd * 9, sc = sd / D, d = sd - sc * D;
+      kw[(sc * 9 + k) * D + d] = __ldg(p.dw_w + i);
+    }
+    for (int i = tid; i < S * D; i += kSpWThreads) kb[i] = __ldg(p.dw_b + i);
+  }
+  __syncthreads();
+  for (int e = tid; e < nown * D; e += kSpWThreads) {
+    int const tl = e / D, d = e - tl * D, t = t0 + tl, i = t / W, j = t - i * W;
+    float* const h = hf + tl * KSp;
+    h[d] = gelu(us[(t - hr0 * W) * D + d]);
+    for (int sc = 0; sc < S; ++sc) {
+      int const dl = sc == 0 ? p.dil[0] : sc == 1 ? p.dil[1] : sc == 2 ? p.dil[2] : p.dil[3];  // no local copy
+      float acc = kb[sc * D + d];
+      float const* k = kw + sc * 9 * D + d;
+#pragma unroll
+      for (int a = 0; a < 3; ++a) {
+        int const ii = i + (a - 1) * dl;
+        if (ii < 0 || ii >= H) continue;
+#pragma unroll
+        for (int b = 0; b < 3; ++b) {
+          int const jj = j + (b - 1) * dl;
+          if (jj < 0 || jj >= W) continue;
+          acc = fmaf(k[(a * 3 + b) * D], us[((ii - hr0) * W + jj) * D + d], acc);
+        }
+      }
+      h[(1 + sc) * D + d] = gelu(acc);
+    }
+  }
+  __syncthreads();
+  int const KS = (S + 1) * D;
+  for (int e = tid; e < nown * G2; e += kSpWThreads) {
+    int const tl = e / G2, q = e - tl * G2;
+    float const* h = hf + tl * KSp;
+    float const* wo = p.w_out + q;
+    float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+    int k = 0;
+    for (; k + 4 <= KS; k += 4) {
+      a0 = fmaf(h[k], __ldg(wo + k * G2), a0);
+      a1 = fmaf(h[k + 1], __ldg(wo + (k + 1) * G2), a1);
+      a2 = fmaf(h[k + 2], __ldg(wo + (k + 2) * G2), a2);
+      a3 = fmaf(h[k + 3], __ldg(wo + (k + 3) * G2), a3);
+    }
+    for (; k < KS; ++k) a0 = fmaf(h[k], __ldg(wo + k * G2), a0);
+    lg[e] = ((a0 + a1) + (a2 + a3)) + __ldg(p.b_out + q);
+  }
+  __syncthreads();
+  int const G = p.G;
+  for (int e = tid; e < nown * G; e += kSpWThreads) {
+    int const tl = e / G, g = e - tl * G;
+    float* const l = lg + tl * G2 + 2 * g;
+    float const l0 = l[0], l1 = l[1];
+    float w0, w1;
+    if (p.softmax) {
+      float const m = fmaxf(l0, l1), e0 = expf(l0 - m), e1 = expf(l1 - m), inv = 1.f / (e0 + e1);
+      w0 = e0 * inv;
+      w1 = e1 * inv;
+    } else {
+      w0 = 1.f / (1.f + expf(-l0));
+      w1 = 1.f / (1.f + expf(-l1));
+    }
+    l[0] = w0;
+    l[1] = w1;
+  }
+  __syncthreads();
+  float* const wt = p.ws_wt + (size_t(pair) * p.HW + t0) * G2;
+  for (int e = tid; e < nown * G2; e += kSpWThreads) wt[e] = lg[e];
+  if (tid < G2) {  // partial CLS sum of the band, fixed order
+    float s = 0.f;
+    for (int k = 0; k < nown; ++k) s += lg[k * G2 + tid];
+    p.ws_w[(size_t(pair) * p.sp_nb + band) * G2 + tid] = s;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(256, 2) ti_sp_blend_kernel(KParams const p) {
+  constexpr int VEC = 16 / int(sizeof(T));
+  int const tid = threadIdx.x, G2 = 2 * p.G, C = p.C, N = p.N, HW = p.HW, nv = C / VEC;
+  T const* const x = static_cast<T const*>(p.x);
+  T* const out = static_cast<T*>(p.out);
+  if (int(blockIdx.x) < p.P) {  // the CLS token of pair blockIdx.x
+    __shared__ float wc[kMaxG2];
+    int const pair = int(blockIdx.x);
+    if (tid < G2) {
+      float v = 0.5f;
+      if (p.cls_mean) {
+        float s = 0.f;
+        for (int b = 0; b < p.sp_nb; ++b) s += p.ws_w[(size_t(pair) * p.sp_nb + b) * G2 + tid];
+        v = s / float(HW);
+      }
+      wc[tid] = v;
+    }
+    __syncthreads();
+    T const* x0 = x + size_t(pair) * 2 * N * C;
+    for (int v = tid; v < nv; v += 256) {
+      uint4 const a = ldg_stream(x0 + v * VEC), b = ldg_stream(x0 + size_t(N) * C + v * VEC);
+      *reinterpret_cast<uint4*>(out + size_t(pair) * N * C + v * VEC) = blend16<T>(a, b, wc, v * VEC, p.cpg, p.G);
+    }
+  }
+  long long const total = (long long)p.P * HW * nv;
+  uint4 a[kSpBatch], b[kSpBatch];
+  int pt[kSpBatch], vv[kSpBatch];
+  long long const i0 = (long long)blockIdx.x * (256 * kSpBatch) + tid;
+#pragma unroll
+  for (int k = 0; k < kSpBatch; ++k) {
+    long long const i = i0 + k * 256;
+    pt[k] = -1;
+    if (i < total) {
+      int const q = int(i / nv);  // (pair, patch token)
+      int const v = int(i - (long long)q * nv), pair = q / HW, tok = q - pair * HW;
+      T const* xr = x + (size_t(pair) * 2 * N + 1 + tok) * C + v * VEC;
+      a[k] = ldg_stream(xr);
+      b[k] = ldg_stream(xr + size_t(N) * C);
+      pt[k] = q;
+      vv[k] = v;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kSpBatch; ++k) {
+    if (pt[k] < 0) continue;
+    int const q = pt[k], pair = q / HW;
+    *reinterpret_cast<uint4*>(out + (size_t(q) + pair + 1) * C + vv[k] * VEC) =
+        blend16<T>(a[k], b[k], p.ws_wt + size_t(q) * G2, vv[k] * VEC, p.cpg, p.G);
   }
 }
 
@@ -751,7 +1445,7 @@ Geom fusedGeom(TIShape const& s, DType t, int Rt) {
 }
 
 struct DevInfo {
-  int major = 0, minor = 0, maxOptin = 0, sms = 0;
+  int major = 0, minor = 0, maxOptin = 0, sms = 0, smemPerSM = 0;
 };
 
 bool devInfo(DevInfo* out) {
@@ -766,7 +1460,8 @@ bool devInfo(DevInfo* out) {
     if (cudaDeviceGetAttribute(&d.major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&d.minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&d.maxOptin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&d.smemPerSM, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess)
       return false;
     it = cache.emplace(dev, d).first;
   }
@@ -785,14 +1480,14 @@ FusedFn fusedKernel(DType t, int NT) {
   }
 }
 
-cudaLaunchConfig_t fusedConfig(Geom const& g, int P, cudaStream_t stream, cudaLaunchAttribute* attr) {
+cudaLaunchConfig_t fusedConfig(int R, size_t smem, int P, cudaStream_t stream, cudaLaunchAttribute* attr) {
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(g.R * P), 1, 1);
+  cfg.gridDim = dim3(unsigned(R * P), 1, 1);
   cfg.blockDim = dim3(kThreads, 1, 1);
-  cfg.dynamicSmemBytes = g.smem;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = unsigned(g.R);
+  attr[0].val.clusterDim.x = unsigned(R);
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
@@ -802,12 +1497,12 @@ cudaLaunchConfig_t fusedConfig(Geom const& g, int P, cudaStream_t stream, cudaLa
 
 // Sets the kernel attributes for this geometry and returns how many clusters fit on the device
 // at once (0: none; -1: error). Cached per (device, kernel, R, smem).
-int clustersFit(FusedFn fn, Geom const& g, int maxOptin) {
+int clustersFit(FusedFn fn, int R, size_t smem, int maxOptin) {
   static std::mutex mu;
   static std::map<std::tuple<int, void*, int, size_t>, int> cache;
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return -1;
-  auto key = std::make_tuple(dev, reinterpret_cast<void*>(fn), g.R, g.smem);
+  auto key = std::make_tuple(dev, reinterpret_cast<void*>(fn), R, smem);
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
@@ -822,8 +1517,7 @@ int clustersFit(FusedFn fn, Geom const& g, int maxOptin) {
     fit = 0;
   } else {
     cudaLaunchAttribute attr[1];
-    cudaLaunchConfig_t cfg = fusedConfig(g, 1, nullptr, attr);
-    cfg.gridDim = dim3(unsigned(g.R), 1, 1);
+    cudaLaunchConfig_t cfg = fusedConfig(R, smem, 1, nullptr, attr);
     int n = 0;
     if (cudaOccupancyMaxActiveClusters(&n, fn, &cfg) != cudaSuccess) {
       cudaGetLastError();
@@ -860,7 +1554,6 @@ bool chooseFused(TIShape const& s, DType t, void const* x, void const* out, TIOp
     setErr(reason, reasonLen, why);
     return false;
   };
-  if (opt.path == kPathFallback) return no("fallback requested");
   DevInfo di;
   if (!devInfo(&di)) return no("no CUDA device");
   if (di.major < 9) return no("fused path needs sm_90+ (thread-block clusters)");
@@ -884,7 +1577,7 @@ bool chooseFused(TIShape const& s, DType t, void const* x, void const* out, TIOp
   for (int k = 0; k < ncand && !good; ++k) {
     Geom g = fusedGeom(s, t, cands[k]);
     if (g.smem > size_t(di.maxOptin) || g.R > kMaxR) continue;
-    int const fit = clustersFit(fusedKernel(t, g.NT), g, di.maxOptin);
+    int const fit = clustersFit(fusedKernel(t, g.NT), g.R, g.smem, di.maxOptin);
     if (fit <= 0) continue;
     good = 2 * fit * g.R >= 3 * di.sms;
     if (good || !found || fit * g.R > *bestFit * best->R) {
@@ -897,25 +1590,266 @@ bool chooseFused(TIShape const& s, DType t, void const* x, void const* out, TIOp
   return true;
 }
 
+
+// Token-split geometry for a target cluster size Rt (16-bit inputs).
+struct TokGeom {
+  int R = 0, T = 0, tstride = 0, kpadT = 0, NT = 0, mt = 0, KP = 0, units = 0, reach = 0, D4 = 0;
+  int o_st = 0, o_red = 0, o_u = 0, o_w = 0, o_wsum = 0;
+  size_t smem = 0;
+};
+
+constexpr int kTokMaxT = 64;  // tokens per CTA: at most 4 m-tiles
+
+int dilMax(TIShape const& s) {
+  int dmax = 1;
+  for (int i = 0; i < s.S; ++i) dmax = std::max(dmax, s.dil[i]);
+  return dmax;
+}
+
+TokGeom tokGeom(TIShape const& s, int Rt) {
+  TokGeom g;
+  int const HW = s.H * s.W, N = HW + 1, G2 = 2 * s.G, es = 2;
+  g.T = ceilDiv(N, std::max(1, Rt));
+  g.R = ceilDiv(N, g.T);
+  g.kpadT = roundUp(s.C, 16);
+  g.tstride = roundUp(g.kpadT * es, 16);
+  if ((g.tstride / 16) % 2 == 0) g.tstride += 16;  // rows 16*odd bytes apart: conflict-free ldmatrix
+  g.NT = ntFor(s.D);
+  g.mt = ceilDiv(g.T, 16);
+  g.KP = std::max(1, kWarps / (2 * g.mt));
+  g.units = g.mt * 2 * g.KP;
+  int const dmax = dilMax(s);
+  g.reach = dmax * s.W + dmax;
+  g.D4 = roundUp(s.D, 4);
+  size_t o = align16(size_t(2) * g.T * g.tstride);
+  g.o_st = int(o);
+  o = align16(o + size_t(2) * g.T * 8);
+  g.o_red = int(o);
+  size_t const red = size_t(g.units) * 16 * 8 * g.NT * 4;
+  size_t const halo = size_t(std::min(HW, g.T + 2 * g.reach)) * g.D4 * 4;
+  o = align16(o + std::max(red, halo));
+  g.o_u = int(o);
+  o = align16(o + size_t(g.T) * g.D4 * 4);
+  g.o_w = int(o);
+  o = align16(o + size_t(g.T) * G2 * 4);
+  g.o_wsum = int(o);
+  g.smem = align16(o + size_t(g.R + 1) * G2 * 4);
+  return g;
+}
+
+// Packed W_in fragments + column sums (token-split path), from the workspace base.
+size_t tokPackBytes(TIShape const& s) {
+  int const NQ = ntFor(s.D) / 2, nks = roundUp(s.C, 16) / 16;
+  return align16(size_t(2) * nks * NQ * 32 * 16) + align16(size_t(2) * s.D * 4);
+}
+
+FusedFn tokKernel(DType t, int NT) {
+  if (t == DType::kF16) return NT == 2 ? ti_tok_kernel<__half, 2> : NT == 4 ? ti_tok_kernel<__half, 4> : ti_tok_kernel<__half, 8>;
+  return NT == 2 ? ti_tok_kernel<__nv_bfloat16, 2> : NT == 4 ? ti_tok_kernel<__nv_bfloat16, 4> : ti_tok_kernel<__nv_bfloat16, 8>;
+}
+
+// Chooses the token-split configuration: the smallest cluster (most tokens per CTA: fewest W_in
+// fragment reads per token) that keeps two CTAs per SM resident; else the smallest that fits.
+bool chooseTok(TIShape const& s, DType t, void const* x, void const* out, TIOptions const& opt, TokGeom* best,
+               int* bestFit, char* reason, int reasonLen) {
+  auto no = [&](char const* why) {
+    setErr(reason, reasonLen, why);
+    return false;
+  };
+  if (t == DType::kF32) return no("token-split variant runs fp16 / bf16 only");
+  DevInfo di;
+  if (!devInfo(&di)) return no("no CUDA device");
+  if (di.major < 9) return no("fused path needs sm_90+ (thread-block clusters)");
+  if (s.D > 64) return no("fused path needs D <= 64");
+  if ((size_t(s.C) * elemSize(t)) % 16 != 0) return no("fused path needs C*sizeof(dtype) % 16 == 0");
+  if ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 != 0)
+    return no("fused path needs 16-byte aligned x and out");
+  int const N = s.H * s.W + 1;
+  int lo = 2, hi = kMaxR;
+  if (opt.cluster > 0) {
+    if (opt.cluster > kMaxR) return no("cluster must be <= 16");
+    lo = hi = opt.cluster;
+  }
+  bool found = false;
+  for (int pass = 0; pass < 2 && !found; ++pass) {  // pass 0: two CTAs per SM; pass 1: any that fits
+    for (int Rt = lo; Rt <= hi && !found; ++Rt) {
+      TokGeom const g = tokGeom(s, Rt);
+      if (g.T > kTokMaxT || g.R > kMaxR || g.R < 1 || g.smem > size_t(di.maxOptin)) continue;
+      if (pass == 0 && opt.cluster == 0 && 2 * (g.smem + 1024) > size_t(di.smemPerSM)) continue;
+      if (opt.cluster == 0 && Rt > lo && tokGeom(s, Rt - 1).T == g.T) continue;  // same split as Rt - 1
+      int const fit = clustersFit(tokKernel(t, g.NT), g.R, g.smem, di.maxOptin);
+      if (fit <= 0) continue;
+      *best = g;
+      *bestFit = fit;
+      found = true;
+    }
+  }
+  if (!found) return no(N > kMaxR * kTokMaxT ? "token-split variant needs N <= 1024"
+                                             : "no token-split configuration fits this device");
+  return true;
+}
+
+// The split path: sm_80+ (mma.sync); 16-byte vectors of x / out.
+bool chooseSplit(TIShape const& s, DType t, void const* x, void const* out, char* reason, int reasonLen) {
+  DevInfo di;
+  if (!devInfo(&di) || di.major < 8) {
+    setErr(reason, reasonLen, "split path needs sm_80+ (mma.sync)");
+    return false;
+  }
+  if ((size_t(s.C) * elemSize(t)) % 16 != 0) {
+    setErr(reason, reasonLen, "split path needs C*sizeof(dtype) % 16 == 0");
+    return false;
+  }
+  if ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 != 0) {
+    setErr(reason, reasonLen, "split path needs 16-byte aligned x and out");
+    return false;
+  }
+  if (size_t(s.P) * s.H * s.W >= (size_t(1) << 30)) {
+    setErr(reason, reasonLen, "split path needs P*H*W < 2^30");
+    return false;
+  }
+  return true;
+}
+
+// Split-path geometry: weight bands per pair, W_in chunks per frame (16 bytes of a row per lane of a
+// quad), column blocks of 8*NT columns.
+struct SpGeom {
+  int nb = 0, nch = 0, nt = 0, ny = 0;
+};
+SpGeom spGeom(TIShape const& s, int es) {
+  SpGeom g;
+  g.nb = ceilDiv(s.H * s.W, kSpBand);
+  g.nch = ceilDiv(s.C, 4 * (16 / es));
+  g.nt = ntFor(std::min(s.D, 64));
+  g.ny = ceilDiv(s.D, 8 * g.nt);
+  return g;
+}
+// Weights kernel of the split path: true -> ti_sp_weights_tiled_kernel (one CTA per (pair, row band),
+// u tile in shared memory) where its tile fits; false -> ti_sp_weights_kernel (one warp per token)
+// everywhere. One-line switch.
+constexpr bool kSpWeightsTiled = true;
+struct SpwGeom {
+  int rb = 0, nrb = 0, ksp = 0;
+  size_t smem = 0;
+};
+size_t spwSmem(TIShape const& s, int rb, int ksp) {
+  int const dmax = dilMax(s), W = s.W, D = s.D;
+  size_t const nhal = size_t(std::min(s.H, rb + 2 * dmax)) * W, nown = size_t(rb) * W;
+  size_t const fl = ((nhal * D + 3) & ~size_t(3)) + size_t(s.S) * 10 * D + nown * ksp + nown * 2 * s.G;
+  return fl * 4;
+}
+// false: use the per-token kernel (switch off, tile too large, more bands than workspace partial slots)
+bool spwGeom(TIShape const& s, size_t maxSmem, SpwGeom* g) {
+  if (!kSpWeightsTiled || s.H <= 0 || s.W <= 0) return false;
+  int const KS = (s.S + 1) * s.D;
+  g->ksp = KS | 1;  // odd stride: the tokens of a warp hit distinct banks
+  int rb = std::min(s.H, std::max(1, ceilDiv(32, s.W)));
+  while (rb > 1 && spwSmem(s, rb, g->ksp) > maxSmem) --rb;
+  if (spwSmem(s, rb, g->ksp) > maxSmem) return false;
+  g->rb = rb;
+  g->nrb = ceilDiv(s.H, rb);
+  g->smem = spwSmem(s, rb, g->ksp);
+  return g->nrb <= ceilDiv(s.H * s.W, kSpBand);
+}
+size_t spFragEntries(SpGeom const& g) { return size_t(2) * g.nch * g.ny * g.nt * 32; }
+// workspace layout of the split path: u | pair weights | band partial sums | W_in fragments | column sums
+struct SpLayout {
+  size_t wt = 0, part = 0, frag = 0, colsum = 0, total = 0;
+};
+SpLayout spLayout(TIShape const& s, int es) {
+  SpGeom const g = spGeom(s, es);
+  size_t const HW = size_t(s.H) * s.W, G2 = size_t(2) * s.G;
+  SpLayout l;
+  l.wt = align16(size_t(s.P) * HW * s.D * 4);
+  l.part = l.wt + align16(size_t(s.P) * HW * G2 * 4);
+  l.frag = align16(l.part + size_t(s.P) * g.nb * G2 * 4);
+  l.colsum = l.frag + spFragEntries(g) * 16;
+  l.total = l.colsum + align16(size_t(2) * g.ny * 8 * g.nt * 4);
+  return l;
+}
+
+struct Choice {
+  int variant = 0;  // kVariantToken / kVariantChannel / kVariantSplit; 0: fallback
+  Geom cg{};
+  TokGeom tg{};
+  int fit = 0;
+};
+
+// The fused variant and configuration for these arguments; false (with a reason) -> fallback.
+bool chooseAny(TIShape const& s, DType t, void const* x, void const* out, TIOptions const& opt, Choice* c, char* reason,
+               int reasonLen) {
+  if (opt.path == kPathFallback) {
+    setErr(reason, reasonLen, "fallback requested");
+    return false;
+  }
+  int v = opt.variant;
+  if (v == kVariantSplit) {
+    if (!chooseSplit(s, t, x, out, reason, reasonLen)) return false;
+    c->variant = kVariantSplit;
+    return true;
+  }
+  // Defaults (H100, vit-b16 P=128, see plugins/README.md): fp32 -> split (channel if split cannot run),
+  // fp16 / bf16 -> split (token if split cannot run). One-line switch: kDefaultF32 / kDefaultF16 below.
+  constexpr int kDefaultF32 = kVariantSplit, kDefaultF16 = kVariantSplit;
+  if (v == kVariantAuto) {
+    v = t == DType::kF32 ? kDefaultF32 : kDefaultF16;
+    if (v == kVariantSplit && opt.path == kPathFused)  // fused requested: a fused variant
+      v = t == DType::kF32 ? kVariantChannel : kVariantToken;
+    if (v == kVariantSplit) {
+      if (chooseSplit(s, t, x, out, reason, reasonLen)) {
+        c->variant = kVariantSplit;
+        return true;
+      }
+      v = t == DType::kF32 ? kVariantChannel : kVariantToken;
+    }
+  }
+  if (v == kVariantToken) {
+    if (chooseTok(s, t, x, out, opt, &c->tg, &c->fit, reason, reasonLen)) {
+      c->variant = kVariantToken;
+      return true;
+    }
+    if (opt.variant == kVariantToken) return false;
+  }
+  if (chooseFused(s, t, x, out, opt, &c->cg, &c->fit, reason, reasonLen)) {
+    c->variant = kVariantChannel;
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 size_t ti_workspace_size(TIShape const& s) {
   size_t const HW = size_t(s.H) * s.W;
-  return align16(size_t(s.P) * HW * s.D * 4) + align16(size_t(s.P) * (HW + 1) * 2 * s.G * 4) + 256;
+  size_t const fb = align16(size_t(s.P) * HW * s.D * 4) + align16(size_t(s.P) * (HW + 1) * 2 * s.G * 4);
+  return std::max({fb, tokPackBytes(s), spLayout(s, 4).total}) + 256;
 }
 
 int ti_plan(TIShape const& s, DType t, void const* x, void const* out, TIOptions const& opt, TIPlan* plan) {
   *plan = TIPlan{};
-  Geom g{};
-  int fit = 0;
   if (!checkShape(s, plan->reason, int(sizeof(plan->reason)))) return 1;
-  if (chooseFused(s, t, x, out, opt, &g, &fit, plan->reason, int(sizeof(plan->reason)))) {
+  Choice c;
+  if (chooseAny(s, t, x, out, opt, &c, plan->reason, int(sizeof(plan->reason))) && c.variant == kVariantSplit) {
+    plan->path = kPathSplit;
+    plan->variant = kVariantSplit;
+    plan->threads = kSpWarps * 32;
+    plan->slice = kSpBand;
+    plan->reason[0] = 0;
+  } else if (c.variant != 0) {
     plan->path = kPathFused;
-    plan->cluster = g.R;
-    plan->slice = g.slice;
+    plan->variant = c.variant;
     plan->threads = kThreads;
-    plan->smem = g.smem;
-    plan->clusters_per_gpu = fit;
+    plan->clusters_per_gpu = c.fit;
+    plan->reason[0] = 0;
+    if (c.variant == kVariantToken) {
+      plan->cluster = c.tg.R;
+      plan->slice = c.tg.T;
+      plan->smem = c.tg.smem;
+    } else {
+      plan->cluster = c.cg.R;
+      plan->slice = c.cg.slice;
+      plan->smem = c.cg.smem;
+    }
   } else {
     plan->path = kPathFallback;
     plan->threads = kFbTokens * 32;
@@ -949,15 +1883,141 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
   p.cls_mean = s.cls_mean;
   p.cpg = s.C / s.G;
   p.eps = s.eps;
-  p.dmax = 1;
-  for (int i = 0; i < s.S; ++i) {
-    p.dil[i] = s.dil[i];
-    p.dmax = std::max(p.dmax, s.dil[i]);
-  }
-  Geom g{};
-  int fit = 0;
+  p.dmax = dilMax(s);
+  for (int i = 0; i < s.S; ++i) p.dil[i] = s.dil[i];
+  size_t const need = ti_workspace_size(s);
+  auto launchErr = [&](char const* what, cudaError_t e) {
+    char msg[200];
+    std::snprintf(msg, sizeof(msg), "TokenInterpolation %s launch failed: %s", what, cudaGetErrorString(e));
+    setErr(err, errLen, msg);
+    return 2;
+  };
+  auto wsErr = [&](char const* what) {
+    char msg[160];
+    std::snprintf(msg, sizeof(msg), "TokenInterpolation: %s path needs %zu workspace bytes, got %zu", what, need,
+                  workspaceBytes);
+    setErr(err, errLen, msg);
+    return 4;
+  };
+  uintptr_t const base = (reinterpret_cast<uintptr_t>(workspace) + 255) & ~uintptr_t(255);
+  Choice c;
   char reason[160] = {};
-  if (chooseFused(s, t, x, out, opt, &g, &fit, reason, int(sizeof(reason)))) {
+  if (chooseAny(s, t, x, out, opt, &c, reason, int(sizeof(reason)))) {
+    if (c.variant == kVariantSplit) {
+      if (workspace == nullptr || workspaceBytes < need) return wsErr("split");
+      int const es = int(elemSize(t));
+      SpGeom const sg = spGeom(s, es);
+      SpLayout const sl = spLayout(s, es);
+      p.sp_nb = sg.nb;
+      p.sp_nch = sg.nch;
+      p.sp_nt = sg.nt;
+      p.sp_ny = sg.ny;
+      p.ws_u = reinterpret_cast<float*>(base);
+      p.ws_wt = reinterpret_cast<float*>(base + sl.wt);
+      p.ws_w = reinterpret_cast<float*>(base + sl.part);
+      p.wpack = reinterpret_cast<uint4 const*>(base + sl.frag);
+      p.wcolsum = reinterpret_cast<float const*>(base + sl.colsum);
+      int const fragBlocks = int((spFragEntries(sg) + 255) / 256);
+      dim3 const g0(unsigned(fragBlocks + 2 * sg.ny * 8 * sg.nt));
+      dim3 const ga(unsigned(ceilDiv(s.P * p.HW, 16 * kSpWarps / 2)), unsigned(sg.ny));
+      dim3 gw(unsigned(sg.nb), unsigned(s.P));
+      SpwGeom wg;
+      bool tiled = false;
+      {
+        int dev = 0, optin = 48 * 1024;
+        if (cudaGetDevice(&dev) == cudaSuccess)
+          cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+        tiled = spwGeom(s, size_t(optin), &wg);
+        if (tiled && wg.smem > 48 * 1024 &&
+            cudaFuncSetAttribute(ti_sp_weights_tiled_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 int(wg.smem)) != cudaSuccess) {
+          cudaGetLastError();
+          tiled = false;
+        }
+        if (tiled) {
+          p.sp_nb = wg.nrb;  // one partial CLS sum per row band
+          p.spw_rb = wg.rb;
+          p.spw_ksp = wg.ksp;
+          gw = dim3(unsigned(wg.nrb), unsigned(s.P));
+        }
+      }
+      auto weights = [&]() {
+        if (tiled)
+          ti_sp_weights_tiled_kernel<<<gw, kSpWThreads, wg.smem, stream>>>(p);
+        else
+          ti_sp_weights_kernel<<<gw, kSpBand * 32, 0, stream>>>(p);
+      };
+      long long const items = (long long)s.P * p.HW * (s.C / (16 / es));
+      unsigned const gb = unsigned(std::max<long long>(s.P, (items + 256 * kSpBatch - 1) / (256 * kSpBatch)));
+      auto proj = [&](auto tag) {
+        using TT = decltype(tag);
+        if (sg.nt == 2)
+          ti_sp_proj_kernel<TT, 2><<<ga, kSpWarps * 32, 0, stream>>>(p);
+        else if (sg.nt == 4)
+          ti_sp_proj_kernel<TT, 4><<<ga, kSpWarps * 32, 0, stream>>>(p);
+        else
+          ti_sp_proj_kernel<TT, 8><<<ga, kSpWarps * 32, 0, stream>>>(p);
+      };
+      switch (t) {
+        case DType::kF32:
+          ti_sp_pack_kernel<float><<<g0, 256, 0, stream>>>(p, fragBlocks);
+          proj(float{});
+          weights();
+          ti_sp_blend_kernel<float><<<gb, 256, 0, stream>>>(p);
+          break;
+        case DType::kF16:
+          ti_sp_pack_kernel<__half><<<g0, 256, 0, stream>>>(p, fragBlocks);
+          proj(__half{});
+          weights();
+          ti_sp_blend_kernel<__half><<<gb, 256, 0, stream>>>(p);
+          break;
+        default:
+          ti_sp_pack_kernel<__nv_bfloat16><<<g0, 256, 0, stream>>>(p, fragBlocks);
+          proj(__nv_bfloat16{});
+          weights();
+          ti_sp_blend_kernel<__nv_bfloat16><<<gb, 256, 0, stream>>>(p);
+          break;
+      }
+      cudaError_t e = cudaGetLastError();
+      if (e != cudaSuccess) return launchErr("split", e);
+      return 0;
+    }
+    if (c.variant == kVariantToken) {
+      TokGeom const& g = c.tg;
+      if (workspace == nullptr || workspaceBytes < need) return wsErr("fused (token-split)");
+      p.R = g.R;
+      p.T = g.T;
+      p.tstride = g.tstride;
+      p.kpadT = g.kpadT;
+      p.NQT = g.NT / 2;
+      p.mt = g.mt;
+      p.KP = g.KP;
+      p.units = g.units;
+      p.reach = g.reach;
+      p.D4 = g.D4;
+      p.o_st = g.o_st;
+      p.o_red = g.o_red;
+      p.o_u = g.o_u;
+      p.o_w = g.o_w;
+      p.o_twsum = g.o_wsum;
+      size_t const frag = size_t(2) * (g.kpadT / 16) * p.NQT * 32;
+      p.wpack = reinterpret_cast<uint4 const*>(base);
+      p.wcolsum = reinterpret_cast<float const*>(base + align16(frag * 16));
+      int const fragBlocks = int((frag + 255) / 256);
+      dim3 const pg(unsigned(fragBlocks + 2 * s.D));
+      if (t == DType::kF16)
+        ti_pack_kernel<__half><<<pg, 256, 0, stream>>>(p, fragBlocks);
+      else
+        ti_pack_kernel<__nv_bfloat16><<<pg, 256, 0, stream>>>(p, fragBlocks);
+      cudaError_t e = cudaGetLastError();
+      if (e != cudaSuccess) return launchErr("pack", e);
+      cudaLaunchAttribute attr[1];
+      cudaLaunchConfig_t cfg = fusedConfig(g.R, g.smem, s.P, stream, attr);
+      e = cudaLaunchKernelEx(&cfg, tokKernel(t, g.NT), p);
+      if (e != cudaSuccess) return launchErr("fused (token-split)", e);
+      return 0;
+    }
+    Geom const& g = c.cg;
     p.R = g.R;
     p.slice = g.slice;
     p.kpad = g.kpad;
@@ -975,14 +2035,9 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
     p.o_wsum = g.o_wsum;
     p.o_wall = g.o_wall;
     cudaLaunchAttribute attr[1];
-    cudaLaunchConfig_t cfg = fusedConfig(g, s.P, stream, attr);
+    cudaLaunchConfig_t cfg = fusedConfig(g.R, g.smem, s.P, stream, attr);
     cudaError_t e = cudaLaunchKernelEx(&cfg, fusedKernel(t, g.NT), p);
-    if (e != cudaSuccess) {
-      char msg[200];
-      std::snprintf(msg, sizeof(msg), "TokenInterpolation fused launch failed: %s", cudaGetErrorString(e));
-      setErr(err, errLen, msg);
-      return 2;
-    }
+    if (e != cudaSuccess) return launchErr("fused", e);
     return 0;
   }
   if (opt.path == kPathFused) {
@@ -991,15 +2046,7 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
     setErr(err, errLen, msg);
     return 3;
   }
-  size_t const need = ti_workspace_size(s);
-  if (workspace == nullptr || workspaceBytes < need) {
-    char msg[160];
-    std::snprintf(msg, sizeof(msg), "TokenInterpolation: fallback path needs %zu workspace bytes, got %zu", need,
-                  workspaceBytes);
-    setErr(err, errLen, msg);
-    return 4;
-  }
-  uintptr_t base = (reinterpret_cast<uintptr_t>(workspace) + 255) & ~uintptr_t(255);
+  if (workspace == nullptr || workspaceBytes < need) return wsErr("fallback");
   p.ws_u = reinterpret_cast<float*>(base);
   p.ws_w = reinterpret_cast<float*>(base + align16(size_t(s.P) * p.HW * s.D * 4));
   dim3 const g1(unsigned(ceilDiv(p.HW, kFbTokens)), unsigned(s.P));
@@ -1023,12 +2070,7 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
       break;
   }
   cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) {
-    char msg[200];
-    std::snprintf(msg, sizeof(msg), "TokenInterpolation fallback launch failed: %s", cudaGetErrorString(e));
-    setErr(err, errLen, msg);
-    return 2;
-  }
+  if (e != cudaSuccess) return launchErr("fallback", e);
   return 0;
 }
 

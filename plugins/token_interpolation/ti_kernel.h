@@ -5,11 +5,20 @@
 //   weights           fp32 device arrays, the plugin fields' layout (ti_fields.h)
 //
 // Two paths compute the same function:
-//   fused    (sm_90+): one kernel, a thread-block cluster per frame pair, each CTA owning a slice of the
-//            channels; x is read from DRAM once into shared memory and blended from there. Projection
-//            2C->D on tensor cores (fp16/bf16 MMA; fp32 as 3xTF32, about fp32 accuracy), LayerNorm
-//            statistics, the context network and the CLS mean are reduced across the cluster via DSMEM.
+//   fused    (sm_90+): a thread-block cluster per frame pair; x is read from DRAM once into shared
+//            memory and blended from there. Two variants:
+//            token   (fp16 / bf16 where split cannot run, or path kPathFused): CTA r owns whole tokens of both frames; LayerNorm
+//                    is folded into the projection (rstd * (W x - mean * W 1)), W x on tensor cores
+//                    from fragments packed into the workspace by a small kernel before it; the cluster
+//                    shares only the u halo of the dilated convolutions and the CLS sums (DSMEM).
+//            channel (fp32 with path kPathFused): CTA r owns a slice of the channels of all tokens;
+//                    projection as 3xTF32 (about fp32 accuracy); statistics, partial projections and
+//                    weights are reduced across the cluster in six barrier phases.
+//   split    (sm_80+, C*sizeof(dtype) % 16 == 0; variant kVariantSplit, the default of every dtype): streaming
+//            kernels: W_in packed for mma, projection on tensor cores with LayerNorm folded in (x read
+//            once), pair weights, blend + CLS (x read again); no clusters; 4/3 of the fused bytes.
 //   fallback (any GPU, any shape): three plain kernels through a small workspace.
+// Every path may use the workspace (ti_workspace_size): pass it always.
 #pragma once
 
 #include <cstddef>
@@ -39,24 +48,32 @@ struct TIWeights {  // device pointers, fp32
   float const* b_out = nullptr;      // (2G)
 };
 
-enum TIPath : int32_t { kPathAuto = 0, kPathFused = 1, kPathFallback = 2 };
+enum TIPath : int32_t { kPathAuto = 0, kPathFused = 1, kPathFallback = 2, kPathSplit = 3 };
+// kVariantSplit: the split path (streaming kernels, sm_80+) instead of a fused variant; kVariantAuto:
+// fp32 split (path kPathFused: channel), fp16 / bf16 token
+enum TIVariant : int32_t { kVariantAuto = 0, kVariantToken = 1, kVariantChannel = 2, kVariantSplit = 3 };
 
 struct TIOptions {
-  int32_t path = kPathAuto;  // kPathFused fails instead of falling back
-  int32_t cluster = 0;       // fused path: target CTAs per pair (0 = heuristic; else 2..16)
+  int32_t path = kPathAuto;        // kPathFused fails instead of falling back
+  int32_t cluster = 0;             // fused path: target CTAs per pair (0 = heuristic; else 2..16)
+  int32_t variant = kVariantAuto;  // fused path: token-split (fp16/bf16 only) or channel-split;
+                                   // kVariantSplit: the split path (plan.path = kPathSplit)
 };
 
 struct TIPlan {
-  int32_t path = kPathFallback;  // the path ti_launch would take
+  int32_t path = kPathFallback;  // the path ti_launch would take (kPathFused / kPathSplit / kPathFallback)
+  int32_t variant = 0;           // kVariantToken / kVariantChannel (fused)
   int32_t cluster = 0;           // CTAs per pair (fused)
-  int32_t slice = 0;             // channels per CTA (fused)
+  int32_t slice = 0;             // fused: tokens per CTA (token variant) / channels per CTA (channel variant);
+                                 // split: patch tokens per weights CTA
   int32_t threads = 0;
   size_t smem = 0;               // dynamic shared memory per CTA (fused)
   int32_t clusters_per_gpu = 0;  // co-resident clusters (cudaOccupancyMaxActiveClusters)
   char reason[160] = {};         // why the fused path is not taken (when it is not)
 };
 
-// Workspace bytes the fallback path needs for P pairs (the fused path needs none).
+// Workspace bytes ti_launch needs for P pairs (fallback: projections and weights; split: u, weights,
+// band sums, packed W_in; fused token variant: the packed W_in; fused channel variant: none).
 size_t ti_workspace_size(TIShape const& s);
 
 // Which path / configuration ti_launch takes for these arguments on the current device.

@@ -50,7 +50,7 @@ void checkWeight(torch::Tensor const& w, torch::Tensor const& x, char const* nam
 torch::Tensor token_interpolation(torch::Tensor x, torch::Tensor w_in, torch::Tensor b_in, torch::Tensor dw_weight,
                                   torch::Tensor dw_bias, torch::Tensor w_out, torch::Tensor b_out, int64_t H, int64_t W,
                                   std::vector<int64_t> dilations, bool softmax, bool cls_mean, double eps, int64_t path,
-                                  int64_t cluster) {
+                                  int64_t cluster, int64_t variant) {
   TORCH_CHECK(x.is_cuda(), "token_interpolation: x must be a CUDA tensor");
   x = x.contiguous();
   inti::DType const t = dtypeOf(x);
@@ -67,14 +67,9 @@ torch::Tensor token_interpolation(torch::Tensor x, torch::Tensor w_in, torch::Te
   inti::TIOptions opt;
   opt.path = int32_t(path);
   opt.cluster = int32_t(cluster);
-  inti::TIPlan plan;
-  inti::ti_plan(s, t, x.data_ptr(), out.data_ptr(), opt, &plan);
-  torch::Tensor ws;
-  size_t wsBytes = 0;
-  if (plan.path != inti::kPathFused) {
-    wsBytes = inti::ti_workspace_size(s);
-    ws = torch::empty({int64_t(wsBytes)}, x.options().dtype(torch::kUInt8));
-  }
+  opt.variant = int32_t(variant);
+  size_t const wsBytes = inti::ti_workspace_size(s);  // fallback and fused token variant use it
+  torch::Tensor ws = torch::empty({int64_t(wsBytes)}, x.options().dtype(torch::kUInt8));
   inti::TIWeights w;
   w.w_in = w_in.data_ptr<float>();
   w.b_in = b_in.data_ptr<float>();
@@ -83,25 +78,30 @@ torch::Tensor token_interpolation(torch::Tensor x, torch::Tensor w_in, torch::Te
   w.w_out = w_out.data_ptr<float>();
   w.b_out = b_out.data_ptr<float>();
   char err[256] = {};
-  int rc = inti::ti_launch(s, t, x.data_ptr(), out.data_ptr(), w, wsBytes ? ws.data_ptr() : nullptr, wsBytes,
+  int rc = inti::ti_launch(s, t, x.data_ptr(), out.data_ptr(), w, ws.data_ptr(), wsBytes,
                            c10::cuda::getCurrentCUDAStream().stream(), opt, err, int(sizeof(err)));
   TORCH_CHECK(rc == 0, err);
   return out;
 }
 
-// The configuration ti_launch picks for these arguments: {path, cluster, slice, threads, smem, clusters, reason}.
+// The configuration ti_launch picks for these arguments:
+// {path, variant, cluster, slice, threads, smem, clusters_per_gpu, reason}.
 py::dict plan(torch::Tensor x, torch::Tensor b_in, torch::Tensor b_out, int64_t H, int64_t W, std::vector<int64_t> dilations,
-              int64_t path, int64_t cluster) {
+              int64_t path, int64_t cluster, int64_t variant) {
   TORCH_CHECK(x.is_cuda(), "plan: x must be a CUDA tensor");
   inti::TIShape const s = shapeOf(x, b_in, b_out, H, W, dilations, true, true, 1e-5);
   c10::cuda::CUDAGuard guard(x.device());
   inti::TIOptions opt;
   opt.path = int32_t(path);
   opt.cluster = int32_t(cluster);
+  opt.variant = int32_t(variant);
   inti::TIPlan p;
   inti::ti_plan(s, dtypeOf(x), x.data_ptr(), x.data_ptr(), opt, &p);
   py::dict d;
-  d["path"] = p.path == inti::kPathFused ? "fused" : "fallback";
+  d["path"] = p.path == inti::kPathFused ? "fused" : p.path == inti::kPathSplit ? "split" : "fallback";
+  d["variant"] = p.path == inti::kPathSplit ? "split"
+                 : p.path != inti::kPathFused ? ""
+                 : p.variant == inti::kVariantToken ? "token" : "channel";
   d["cluster"] = p.cluster;
   d["slice"] = p.slice;
   d["threads"] = p.threads;

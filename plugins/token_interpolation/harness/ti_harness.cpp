@@ -433,8 +433,14 @@ int main(int argc, char** argv) {
   for (std::string line; std::getline(list_f, line);)
     if (!line.empty()) caseNames.push_back(line);
   std::vector<std::string> summary;
-  for (char const* mode : {"auto", "fallback"}) {
-    setenv("INTI_TI_PATH", mode, 1);  // read by the plugin when it is created
+  for (char const* mode : {"auto", "fallback", "split"}) {
+    // read by the plugin when it is created; "split": the split path (INTI_TI_VARIANT=split)
+    bool const split = std::string(mode) == "split";
+    setenv("INTI_TI_PATH", split ? "auto" : mode, 1);
+    if (split)
+      setenv("INTI_TI_VARIANT", "split", 1);
+    else
+      unsetenv("INTI_TI_VARIANT");
     for (std::string const& name : caseNames) {
       Case c = loadCase(dir, name);
       std::printf("case %s [INTI_TI_PATH=%s] dtype=%s P=%d grid=%dx%d C=%d D=%d G=%d\n", name.c_str(), mode,
