@@ -95,6 +95,18 @@ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return
 
 __device__ __forceinline__ float gelu(float v) { return 0.5f * v * (1.f + erff(v * 0.70710678118654752440f)); }
 
+// the pair's two weights from its two logits: softmax over the pair, or an independent sigmoid each
+__device__ __forceinline__ void pair_weights(float l0, float l1, bool softmax, float& w0, float& w1) {
+  if (softmax) {
+    float const m = fmaxf(l0, l1), e0 = expf(l0 - m), e1 = expf(l1 - m), inv = 1.f / (e0 + e1);
+    w0 = e0 * inv;
+    w1 = e1 * inv;
+  } else {
+    w0 = 1.f / (1.f + expf(-l0));
+    w1 = 1.f / (1.f + expf(-l1));
+  }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -147,14 +159,7 @@ __device__ void warp_token_weights(KParams const& p, float const* u, int lo, int
       if (g >= p.G) break;
       float const l0 = lp[2 * g] + __ldg(p.b_out + 2 * g), l1 = lp[2 * g + 1] + __ldg(p.b_out + 2 * g + 1);
       float w0, w1;
-      if (p.softmax) {
-        float const m = fmaxf(l0, l1), e0 = expf(l0 - m), e1 = expf(l1 - m), inv = 1.f / (e0 + e1);
-        w0 = e0 * inv;
-        w1 = e1 * inv;
-      } else {
-        w0 = 1.f / (1.f + expf(-l0));
-        w1 = 1.f / (1.f + expf(-l1));
-      }
+      pair_weights(l0, l1, p.softmax, w0, w1);
       wout[2 * g] = w0;
       wout[2 * g + 1] = w1;
     }
@@ -1313,14 +1318,7 @@ __global__ void __launch_bounds__(kSpWThreads) ti_sp_weights_tiled_kernel(KParam
     float* const l = lg + tl * G2 + 2 * g;
     float const l0 = l[0], l1 = l[1];
     float w0, w1;
-    if (p.softmax) {
-      float const m = fmaxf(l0, l1), e0 = expf(l0 - m), e1 = expf(l1 - m), inv = 1.f / (e0 + e1);
-      w0 = e0 * inv;
-      w1 = e1 * inv;
-    } else {
-      w0 = 1.f / (1.f + expf(-l0));
-      w1 = 1.f / (1.f + expf(-l1));
-    }
+    pair_weights(l0, l1, p.softmax, w0, w1);
     l[0] = w0;
     l[1] = w1;
   }
