@@ -123,7 +123,7 @@ def main() -> None:
         if args.rebuild or not (fp32_cpu_dir / "model.onnx").is_file():  # the FP32 artifact `build -t cpu` ships
             build(fp32_dir, fp32_cpu_dir, BuildOptions(precision="fp32", target="cpu", forms=("model",)))
         built = int8_dir / "model.onnx"
-        stale = built.is_file() and _recipe_differs(ex.read_info(built).raw.get("inti.recipe", "{}"), op_types, args.attention,
+        stale = built.is_file() and _recipe_differs(ex.read_info(built).recipe, op_types, args.attention,
                                                    TARGETS[args.target].cpu_isa)
         if args.rebuild or not built.is_file() or stale or args.data:
             opts = BuildOptions(precision="int8", target=args.target, calib=args.calib, calib_clips=args.calib_clips,
@@ -200,7 +200,7 @@ def main() -> None:
         },
         "speedup_per_repeat": {"int8_vs_fp32": ratio("onnxruntime_fp32", "onnxruntime_int8"),
                                "int8_vs_fp32_cpu": ratio("onnxruntime_fp32_cpu", "onnxruntime_int8")},
-        "recipe": json.loads(ex.read_info(int8_dir / "model.onnx").raw.get("inti.recipe", "{}")),
+        "recipe": ex.read_info(int8_dir / "model.onnx").recipe,
         "prepare_s": round(prepare_s, 1),
     }
     if gate is not None:
@@ -221,11 +221,9 @@ def main() -> None:
     print(json.dumps(out, indent=2))
 
 
-def _recipe_differs(recipe_json: str, op_types, attention, cpu_isa: str | None) -> bool:
+def _recipe_differs(r: dict, op_types, attention, cpu_isa: str | None) -> bool:
     """Whether the INT8 artifact in --work was built with other --op-types / --attention / CPU than asked."""
-    try:
-        r = json.loads(recipe_json)
-    except json.JSONDecodeError:
+    if not r:
         return True
     return (op_types is not None and tuple(r.get("op_types", ())) != tuple(op_types)) or (
         attention is not None and r.get("attention") != attention) or (

@@ -173,15 +173,9 @@ def _foreign_vnni(info) -> bool:
     """An INT8 artifact made for a VNNI CPU (8-bit weights), checked on an x86 CPU without VNNI: there ONNX
     Runtime's fused u8*s8 kernels saturate on such weights, so the gate runs the Q/DQ graph unfused (exact
     integer products in float), which is what the target's VNNI kernels compute."""
-    import json
-
     from .quantize import cpu_isa
 
-    try:
-        isa = json.loads(info.raw.get("inti.recipe", "{}")).get("cpu_isa", "")
-    except json.JSONDecodeError:
-        return False
-    return isa == "x86-vnni" and cpu_isa() == "x86"
+    return info.recipe.get("cpu_isa") == "x86-vnni" and cpu_isa() == "x86"
 
 
 def run_logits(runner, clips: np.ndarray, input_name: str = "clip", output_name: str = "logits", batch: int = 8,

@@ -54,7 +54,7 @@ FORMS = tuple(IO_NAMES)
 META_CONFIG, META_CLASSES, META_PREPROCESS = "inti.config", "inti.classes", "inti.preprocess"
 META_FORM, META_INTERP, META_PRECISION = "inti.form", "inti.interpolation", "inti.precision"
 META_SOURCE, META_SOURCE_SHA, META_FORMAT = "inti.source", "inti.source_sha256", "inti.format_version"
-META_BACKEND = "inti.backend"
+META_BACKEND, META_RECIPE = "inti.backend", "inti.recipe"
 
 
 class ExportError(RuntimeError):
@@ -84,6 +84,15 @@ class ArtifactInfo:
     @property
     def output_name(self) -> str:
         return IO_NAMES[self.form][1]
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The precision recipe a build stored (quantize.Recipe as a dict); {} for exports and unreadable entries."""
+        try:
+            r = json.loads(self.raw.get(META_RECIPE, "{}"))
+        except json.JSONDecodeError:
+            return {}
+        return r if isinstance(r, dict) else {}
 
 
 def read_info(model: str | Path | onnx.ModelProto) -> ArtifactInfo:

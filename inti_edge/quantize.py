@@ -507,7 +507,7 @@ def apply_recipe(model: onnx.ModelProto, recipe: Recipe, calib: CalibrationSet |
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
             out = _convert(model, recipe, calib, Path(tmp), info)
     ex.set_metadata(out, **{ex.META_PRECISION: recipe.precision, ex.META_BACKEND: recipe.backend,
-                            "inti.recipe": json.dumps(recipe.to_dict(), sort_keys=True)})
+                            ex.META_RECIPE: json.dumps(recipe.to_dict(), sort_keys=True)})
     onnx.checker.check_model(out)
     return out
 

@@ -69,19 +69,19 @@ def test_default_budgets_and_overrides():
 def test_vnni_int8_is_checked_unfused_on_a_cpu_without_vnni(monkeypatch):
     # an int8 artifact built for a VNNI CPU has 8-bit weights, on which AVX2's fused u8*s8 kernels saturate:
     # the gate must then run the Q/DQ graph unfused (what the target computes), and fused everywhere else
-    from types import SimpleNamespace
-
     from inti_edge import quantize as q
 
-    def info(isa):
-        return SimpleNamespace(raw={"inti.recipe": json.dumps({"cpu_isa": isa})})
+    def info(recipe: str) -> ex.ArtifactInfo:
+        return ex.ArtifactInfo(config=None, classes=[], preprocess={}, form="model", interpolation="function",
+                               precision="int8", source="", source_sha256="", backend="onnxruntime",
+                               raw={ex.META_RECIPE: recipe})
 
     monkeypatch.setattr(q, "cpu_isa", lambda: "x86")
-    assert ck._foreign_vnni(info("x86-vnni")) is True
-    assert ck._foreign_vnni(info("x86")) is False
-    assert ck._foreign_vnni(SimpleNamespace(raw={"inti.recipe": "not json"})) is False
+    assert ck._foreign_vnni(info(json.dumps({"cpu_isa": "x86-vnni"}))) is True
+    assert ck._foreign_vnni(info(json.dumps({"cpu_isa": "x86"}))) is False
+    assert info("not json").recipe == {} and ck._foreign_vnni(info("not json")) is False
     monkeypatch.setattr(q, "cpu_isa", lambda: "x86-vnni")
-    assert ck._foreign_vnni(info("x86-vnni")) is False
+    assert ck._foreign_vnni(info(json.dumps({"cpu_isa": "x86-vnni"}))) is False
 
 
 def test_fp32_export_passes_against_pytorch_and_writes_the_report(env, tmp_path):

@@ -131,7 +131,7 @@ def test_int8_for_tensorrt_puts_qdq_only_on_matmul_gemm_conv_and_holds_the_budge
     assert len(attention) >= 2 * 8 and not attention & quantized
     info = ex.read_info(model)
     assert (info.precision, info.backend) == ("int8", "tensorrt")
-    assert json.loads(info.raw["inti.recipe"])["method"] == "entropy"
+    assert info.recipe["method"] == "entropy"
     report = _gate(setup, path)
     assert report.passed, report.failures
     assert "simulated" in report.backend
@@ -171,7 +171,7 @@ def test_exclude_patterns_keep_nodes_out_of_int8(setup):
     quantized = set(q.quantized_nodes(model, q.CPU_OP_TYPES))
     assert len(quantized) >= 7 * 4 and not quantized & block0
     assert any("resblocks.1." in n for n in quantized)
-    assert json.loads(ex.read_info(model).raw["inti.recipe"])["exclude"] == [pattern]
+    assert ex.read_info(model).recipe["exclude"] == [pattern]
 
 
 def test_recipes_refuse_what_they_cannot_do(setup):
