@@ -16,20 +16,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-def grey_frames(path: str) -> list[tuple[float, np.ndarray]]:
-    import av
+
+def grey_frames(path: str, short_side: int) -> list[tuple[float, np.ndarray]]:
+    """(time s, grey frame) of every frame, decoded the way the camera-motion task decodes footage
+    (inti_edge.data.load_store: presentation times, short side ``short_side``)."""
+    from inti_edge.data.store import load_store
+    from inti_edge.data.video import VideoError
 
     try:
-        with av.open(path) as c:
-            s = c.streams.video[0]
-            return [(float(f.pts * s.time_base), f.to_ndarray(format="gray").astype(np.float32))
-                    for f in c.decode(s) if f.pts is not None]
-    except (av.error.FFmpegError, IndexError, OSError) as e:
-        sys.exit(f"error: cannot read {path}: {e}")
+        store = load_store(path, short_side=short_side)
+    except VideoError as e:
+        sys.exit(f"error: {e}")
+    grey = store.frames.float().mean(1).numpy()  # (T, H, W)
+    return list(zip(np.asarray(store.times, dtype=np.float64).tolist(), grey))
 
 
 def global_shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
@@ -43,8 +48,9 @@ def global_shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     return (x - w if x > w // 2 else x), (y - h if y > h // 2 else y)
 
 
-def own_motion(path: str, span: float, window: float, every: int, ranges: list[tuple[float, float]] | None) -> dict:
-    frames = grey_frames(path)
+def own_motion(path: str, span: float, window: float, every: int, ranges: list[tuple[float, float]] | None,
+               short_side: int = 160) -> dict:
+    frames = grey_frames(path, short_side)
     if len(frames) < 2:
         sys.exit(f"error: {path} has fewer than 2 frames")
     times = np.array([t for t, _ in frames])
@@ -84,13 +90,14 @@ def main() -> None:
     ap.add_argument("--span", type=float, default=7 / 6, help="seconds between the compared frames [7/6: 8 frames 1/6 s apart]")
     ap.add_argument("--window", type=float, default=0.6, help="window side / short side [0.6]")
     ap.add_argument("--every", type=int, default=3, help="measure every n-th frame [3]")
+    ap.add_argument("--short-side", type=int, default=160, help="decode at this short side, as the task's stores [160]")
     ap.add_argument("--ranges", default=None, help="only spans inside these seconds: 60-70,100-110")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.span <= 0 or not 0 < args.window <= 1 or args.every < 1:
-        ap.error("--span > 0, 0 < --window <= 1 and --every >= 1")
+    if args.span <= 0 or not 0 < args.window <= 1 or args.every < 1 or args.short_side < 16:
+        ap.error("--span > 0, 0 < --window <= 1, --every >= 1 and --short-side >= 16")
     ranges = parse_ranges(args.ranges)
-    rows = [own_motion(v, args.span, args.window, args.every, ranges) for v in args.videos]
+    rows = [own_motion(v, args.span, args.window, args.every, ranges, args.short_side) for v in args.videos]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
