@@ -29,6 +29,9 @@ from .model import InTIVideoModel, create_model, make_config, read_checkpoint, s
 from .model.config import ModelConfig
 
 
+AUGMENTS = ("flip", "full", "real", "none")
+
+
 class TrainError(RuntimeError):
     """A training run cannot start or continue (bad options, bad resume file)."""
 
@@ -55,6 +58,7 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.0
+    augment: str = "flip"  # motion data: flip | full (flip, time reversal, colour jitter) | real (full + low resolution, noise) | none
     freeze_backbone: bool = False  # train interpolation + head (+ final norm/projection) only
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
     workers: int = 4
@@ -312,6 +316,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         raise TrainError("no training data: pass --data SPEC (motion:VIDEO,... | CSV | class folder)")
     if cfg.batch_size % cfg.accum:
         raise TrainError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum}")
+    if cfg.augment not in AUGMENTS:
+        raise TrainError(f"augment must be one of {', '.join(AUGMENTS)}, not {cfg.augment!r}")
     d = init_distributed("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
     device = pick_device(cfg.device, d)
     out = Path(cfg.out)
@@ -339,7 +345,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         raise TrainError(f"model: {e}") from None
     try:
         # random=False: every clip comes from (seed, epoch, index), which makes --resume exact
-        train_set = build_dataset(cfg.data, mcfg, "train", seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch, random=False)
+        train_set = build_dataset(
+            cfg.data, mcfg, "train", seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch, random=False, augment=cfg.augment
+        )
         val_set = build_dataset(cfg.val_data or cfg.data, mcfg, cfg.val_split, seed=cfg.seed + 1)
     except TrainError:
         raise

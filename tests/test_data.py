@@ -35,8 +35,11 @@ from inti_edge.data import (
     transcode,
     window_path,
 )
-from inti_edge.data.motion import PAN_DOWN, PAN_LEFT, PAN_RIGHT, PAN_UP, STATIC, ZOOM_IN, ZOOM_OUT
+from inti_edge.data.motion import (
+    PAN_DOWN, PAN_LEFT, PAN_RIGHT, PAN_UP, REVERSE_LABEL, STATIC, ZOOM_IN, ZOOM_OUT, color_jitter,
+)
 from inti_edge.model import make_config
+from inti_edge.model.config import CLIP_STD
 
 DATA = Path(__file__).parent / "data"
 BBB = DATA / "bbb_8s_160x90.mp4"  # h264 / mp4, 160x90, 24 fps, 192 frames
@@ -227,6 +230,68 @@ def test_flip_relabels_and_mirrors(bbb_store):
     ]
 
 
+def test_time_reversal_relabels_and_plays_backwards(bbb_store):
+    kw = dict(split="all", frames=4, size=32, clips_per_epoch=14, seed=3, random=False, flip_p=0.0, color_jitter=0.0)
+    plain = CameraMotionDataset([bbb_store], reverse_p=0.0, **kw)
+    rev = CameraMotionDataset([bbb_store], reverse_p=1.0, **kw)
+    for i in range(14):
+        x0, y0 = plain[i]
+        x1, y1 = rev[i]
+        assert y1 == REVERSE_LABEL[y0]
+        # the same clip, played backwards: footage and window both
+        torch.testing.assert_close(x1, x0.flip(0))
+    assert [rev[k][1] for k in range(7)] == [STATIC, PAN_RIGHT, PAN_LEFT, PAN_DOWN, PAN_UP, ZOOM_OUT, ZOOM_IN]
+    # an eval set has no reversal or colour jitter unless asked: its clips never change
+    ev = CameraMotionDataset([bbb_store], split="all", frames=4, size=32, clips_per_epoch=14, seed=3)
+    assert ev.reverse_p == 0.0 and ev.color_jitter == 0.0 and ev.flip_p == 0.0
+
+
+def test_color_jitter_is_per_clip_and_adds_no_motion(bbb_store):
+    kw = dict(split="all", frames=4, size=32, clips_per_epoch=7, seed=5, random=False, flip_p=0.0, reverse_p=0.0)
+    plain = CameraMotionDataset([bbb_store], color_jitter=0.0, **kw)
+    jit = CameraMotionDataset([bbb_store], color_jitter=0.4, **kw)
+    plans = [jit.plan(i) for i in range(7)]
+    assert all(all(0.6 <= f <= 1.4 for f in p.color) for p in plans)
+    assert len({p.color for p in plans}) == 7  # drawn per clip
+    x0, _ = plain.render([plain.plan(i) for i in range(7)])
+    x1, y1 = jit.render(plans)
+    assert y1.tolist() == list(range(7))  # labels untouched
+    assert not torch.allclose(x0, x1)
+    # factors of 1 change nothing; a pure brightness factor scales every frame alike (before clamping)
+    frames = torch.rand(2, 3, 3, 8, 8) * 0.5
+    torch.testing.assert_close(color_jitter(frames, torch.ones(2, 3)), frames)
+    bright = color_jitter(frames, torch.tensor([[1.5, 1.0, 1.0], [0.5, 1.0, 1.0]]))
+    torch.testing.assert_close(bright, frames * torch.tensor([1.5, 0.5]).view(2, 1, 1, 1, 1))
+    # zero saturation leaves grey pixels, within [0, 1]
+    grey = color_jitter(torch.rand(1, 2, 3, 4, 4), torch.tensor([[1.0, 1.0, 0.0]]))
+    torch.testing.assert_close(grey[:, :, 0], grey[:, :, 1])
+    torch.testing.assert_close(grey[:, :, 1], grey[:, :, 2])
+    with pytest.raises(ValueError, match="color_jitter"):
+        CameraMotionDataset([bbb_store], color_jitter=1.5, **kw)
+
+
+def test_degrade_lowers_resolution_and_adds_noise_deterministically(bbb_store):
+    kw = dict(split="all", frames=4, size=32, clips_per_epoch=28, seed=5, random=False, flip_p=0.0, reverse_p=0.0,
+              color_jitter=0.0)
+    plain = CameraMotionDataset([bbb_store], **kw)
+    deg = CameraMotionDataset([bbb_store], degrade_p=1.0, **kw)
+    plans = [deg.plan(i) for i in range(28)]
+    assert all(p.scale < 1.0 or p.noise > 0 for p in plans)  # every degraded clip gets something
+    assert {p.scale for p in plans} == {0.5, 0.75, 1.0} and all(p.noise == 0 or 0.01 <= p.noise <= 0.05 for p in plans)
+    assert [p.label for p in plans] == [plain.plan(i).label for i in range(28)]
+    x0, _ = plain.render([plain.plan(i) for i in range(28)])
+    x1, _ = deg.render(plans)
+    torch.testing.assert_close(x1, deg.render(plans)[0])  # the same plans, the same pixels
+    std = torch.as_tensor(CLIP_STD).view(1, 1, 3, 1, 1)
+    diff = (x1 - x0) * std  # back on the [0, 1] scale
+    for b, p in enumerate(plans):
+        if p.scale == 1.0:  # noise only: the difference is the noise (before clamping)
+            assert abs(diff[b].std().item() - p.noise) < 0.25 * p.noise
+        elif p.noise == 0:  # resolution only: high frequencies go, the mean stays
+            hf = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean().item()
+            assert hf(x1[b]) < hf(x0[b]) and abs(diff[b].mean().item()) < 0.02
+
+
 def test_time_splits_share_no_frame(bbb_store):
     cfg = MotionConfig(block=1.0, ratios=(2, 1, 1), guard=0.1, frame_step=(1 / 12, 1 / 12))
     used, segs = {}, {}
@@ -307,6 +372,16 @@ def test_build_dataset_motion_and_dataloader():
     xb, yb = next(iter(loader))
     assert xb.shape == (8, 4, 3, 112, 112) and yb.tolist() == [0, 1, 2, 3, 4, 5, 6, 0]
     torch.testing.assert_close(xb[3], x)  # evaluation clips are the same in any process
+    # --augment levels reach the training split only
+    levels = {"none": (0.0, 0.0, 0.0, 0.0), "flip": (0.5, 0.0, 0.0, 0.0), "full": (0.5, 0.5, 0.3, 0.0),
+              "real": (0.5, 0.5, 0.3, 0.5)}
+    for level, want in levels.items():
+        tr = build_dataset(spec, cfg, "train", clips_per_epoch=7, short_side=90, augment=level)
+        assert (tr.flip_p, tr.reverse_p, tr.color_jitter, tr.degrade_p) == want, level
+    ev = build_dataset(spec, cfg, "all", clips_per_epoch=7, short_side=90, augment="real")
+    assert (ev.flip_p, ev.reverse_p, ev.color_jitter, ev.degrade_p) == (0.0, 0.0, 0.0, 0.0)
+    with pytest.raises(DatasetError, match="augment must be one of"):
+        build_dataset(spec, cfg, "train", clips_per_epoch=7, short_side=90, augment="heavy")
 
 
 # --- labelled clips -----------------------------------------------------------------------------

@@ -113,6 +113,8 @@ def test_bad_options_are_clear(tmp_path):
         train(TrainConfig(out=str(tmp_path)))
     with pytest.raises(TrainError, match="data"):
         train(_tiny_cfg(tmp_path, data="motion:/nonexistent.mp4"))
+    with pytest.raises(TrainError, match="augment must be one of"):
+        train(_tiny_cfg(tmp_path, augment="heavy"))
     (tmp_path / "c.yaml").write_text("nonsense_key: 3\n")
     with pytest.raises(TrainError, match="unknown keys"):
         TrainConfig.from_yaml(tmp_path / "c.yaml")

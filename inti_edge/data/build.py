@@ -85,6 +85,7 @@ def build_dataset(
     span: float | None = None,
     threads: int = 1,
     skip_broken: bool = False,
+    augment: str = "flip",
 ):
     """The torch Dataset for ``spec`` and ``split`` ('train', 'val', 'test'; 'all' for motion),
     shaped for the model config ``cfg`` (frames, image size, mean/std). Items: (clip float
@@ -93,7 +94,8 @@ def build_dataset(
     Motion: ``clips_per_epoch``, ``seed``, ``random`` (default: train only), ``short_side`` /
     ``store_fps`` of the in-RAM frame stores, ``motion`` geometry and split. Labelled clips:
     ``classes`` (names or a class-list file; default: the spec's own), ``span`` (s), decoder
-    ``threads``, ``skip_broken``; augmentation in the train split only."""
+    ``threads``, ``skip_broken``; augmentation in the train split only (motion: ``augment`` flip;
+    full = flip, time reversal and colour jitter; real = full + lower resolution and sensor noise; none)."""
     train = split == "train"
     if spec.startswith(MOTION_PREFIX):
         if classes is not None:
@@ -113,6 +115,7 @@ def build_dataset(
             seed=seed,
             random=random,
             config=motion or MotionConfig(),
+            **_motion_augment(augment if train else "none"),
         )
     if split == "all":
         raise DatasetError("split 'all' is for motion: specs; labelled clips have train/val/test")
@@ -129,3 +132,16 @@ def build_dataset(
     if kind == "csv":
         return VideoClipDataset.from_csv(path, classes=names, **kw)
     return VideoClipDataset.from_folder(path, classes=names, **kw)
+
+
+def _motion_augment(augment: str) -> dict:
+    """Dataset arguments of a motion augmentation level."""
+    levels = {
+        "real": dict(flip_p=0.5, reverse_p=0.5, color_jitter=0.3, degrade_p=0.5),
+        "full": dict(flip_p=0.5, reverse_p=0.5, color_jitter=0.3),
+        "flip": dict(flip_p=0.5, reverse_p=0.0, color_jitter=0.0),
+        "none": dict(flip_p=0.0, reverse_p=0.0, color_jitter=0.0),
+    }
+    if augment not in levels:
+        raise DatasetError(f"augment must be one of {', '.join(levels)}, not {augment!r}")
+    return levels[augment]

@@ -6,7 +6,12 @@ window pans across it or scales about a fixed centre, so the label is known by c
 the footage's own motion is the noise. The window moves by a clearly visible amount (pans: 15-40%
 of the window side over the clip; zooms: 1.3-1.8x), and every class gets the same small handheld
 jitter, so "static" is "no deliberate move", not "perfectly still". A horizontal flip mirrors the
-clip and swaps pan_left / pan_right.
+clip and swaps pan_left / pan_right. Two more label-aware augmentations, training split only: a
+time reversal plays the whole clip backwards (footage and window: pans swap direction, zooms swap
+in / out) and a colour jitter scales brightness, contrast and saturation per clip (the same for
+every frame, so it adds no motion). ``degrade_p`` adds what real camera footage has and a rendered
+film lacks: lower resolution (down- and up-sampled by 1/2 or 3/4) and sensor noise (per pixel and
+frame), each on about half of the degraded clips.
 
 Splits are by time: each video is cut into blocks (~10 s), blocks are dealt to train / val / test
 in shuffled cycles (8:1:1 by default, so held-out time is spread over the whole film), and clips
@@ -31,6 +36,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from ..model.config import CLIP_MEAN, CLIP_STD
@@ -41,6 +47,7 @@ from .video import VideoError
 MOTION_CLASSES = ("static", "pan_left", "pan_right", "pan_up", "pan_down", "zoom_in", "zoom_out")
 STATIC, PAN_LEFT, PAN_RIGHT, PAN_UP, PAN_DOWN, ZOOM_IN, ZOOM_OUT = range(7)
 FLIP_LABEL = (STATIC, PAN_RIGHT, PAN_LEFT, PAN_UP, PAN_DOWN, ZOOM_IN, ZOOM_OUT)  # after a horizontal flip
+REVERSE_LABEL = (STATIC, PAN_RIGHT, PAN_LEFT, PAN_DOWN, PAN_UP, ZOOM_OUT, ZOOM_IN)  # after a time reversal
 # window centre velocity (x, y) per class, image axes (y down): the window moves the way the camera turns
 _PAN_DIR = {PAN_LEFT: (-1, 0), PAN_RIGHT: (1, 0), PAN_UP: (0, -1), PAN_DOWN: (0, 1)}
 SPLITS = ("train", "val", "test", "all")
@@ -105,11 +112,16 @@ class ClipPlan:
     """Everything that decides one clip, before any pixel is touched."""
 
     video: int  # which store
-    label: int  # class index (after the flip)
+    label: int  # class index (after the flip and the reversal)
     flip: bool  # mirrored left-right
-    times: np.ndarray  # (T,) s: sampled times
+    times: np.ndarray  # (T,) s: sampled times (in playing order: reversed clips count down)
     positions: np.ndarray  # (T,) int: store frames on screen at those times
     boxes: np.ndarray  # (T, 4) float: window x1, y1, x2, y2 in store pixels (before the flip)
+    reverse: bool = False  # played backwards (times, positions and boxes are already in that order)
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)  # brightness, contrast, saturation factors
+    scale: float = 1.0  # resolution degradation: down-sampled by this factor, then up again (1: none)
+    noise: float = 0.0  # sd of the additive sensor noise on [0, 1] values (0: none)
+    noise_seed: int = 0  # the noise's RNG seed (the batch's noise follows from its plans)
 
 
 @dataclass
@@ -135,6 +147,9 @@ class CameraMotionDataset(Dataset):
         seed: int = 0,
         random: bool | None = None,
         flip_p: float | None = None,
+        reverse_p: float = 0.0,
+        color_jitter: float = 0.0,
+        degrade_p: float = 0.0,
         config: MotionConfig = MotionConfig(),
     ):
         if not stores:
@@ -145,6 +160,11 @@ class CameraMotionDataset(Dataset):
         self.seed, self.epoch = seed, 0
         self.random = (split == "train") if random is None else random  # fresh randomness per draw
         self.flip_p = (0.5 if split == "train" else 0.0) if flip_p is None else flip_p
+        self.reverse_p, self.color_jitter = reverse_p, color_jitter
+        self.degrade_p = degrade_p
+        if not (0.0 <= self.flip_p <= 1.0 and 0.0 <= self.reverse_p <= 1.0 and 0.0 <= self.degrade_p <= 1.0
+                and 0.0 <= self.color_jitter < 1.0):
+            raise ValueError("flip_p, reverse_p and degrade_p must lie in [0, 1] and color_jitter in [0, 1)")
         self.clips_per_epoch = clips_per_epoch or (7 * 1024 if split == "train" else 7 * 200)
         need = config.span(frames)
         self.sources: list[_Source] = []
@@ -232,7 +252,25 @@ class CameraMotionDataset(Dataset):
                 break
         boxes = window_path(label, store.height, store.width, self.frames, cfg, rng)
         flip = bool(rng.random() < self.flip_p)
-        return ClipPlan(v, FLIP_LABEL[label] if flip else label, flip, times, positions, boxes)
+        if flip:
+            label = FLIP_LABEL[label]
+        # augmentations drawn after everything above, so a set without them keeps its clips
+        reverse = bool(self.reverse_p > 0 and rng.random() < self.reverse_p)
+        if reverse:
+            label = REVERSE_LABEL[label]
+            times, positions, boxes = times[::-1].copy(), positions[::-1].copy(), boxes[::-1].copy()
+        color = (1.0, 1.0, 1.0)
+        if self.color_jitter > 0:
+            color = tuple(float(f) for f in 1.0 + self.color_jitter * (2.0 * rng.random(3) - 1.0))
+        scale, noise, noise_seed = 1.0, 0.0, 0
+        if self.degrade_p > 0 and rng.random() < self.degrade_p:
+            d = rng.random(4)
+            if d[0] < 0.5:
+                scale = 0.5 if d[1] < 0.5 else 0.75
+            if d[2] < 0.5 or scale == 1.0:  # a degraded clip gets at least one of the two
+                noise = 0.01 + 0.04 * d[3]
+            noise_seed = int(rng.integers(0, 2**62))
+        return ClipPlan(v, label, flip, times, positions, boxes, reverse, color, scale, noise, noise_seed)
 
     # -- rendering ----------------------------------------------------------------------------
     def render(self, plans: Sequence[ClipPlan]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,8 +294,46 @@ class CameraMotionDataset(Dataset):
         flips = torch.as_tensor([p.flip for p in plans], device=device)
         if flips.any():
             out[flips] = out[flips].flip(-1)
-        out = normalize(out.div_(255.0), self.mean, self.std)
+        out.div_(255.0)
+        if any(p.color != (1.0, 1.0, 1.0) for p in plans):
+            out = color_jitter(out, torch.as_tensor([p.color for p in plans], dtype=torch.float32, device=device))
+        if any(p.scale != 1.0 or p.noise > 0 for p in plans):
+            out = degrade(out, plans)
+        out = normalize(out, self.mean, self.std)
         return out, torch.as_tensor([p.label for p in plans], dtype=torch.long)
+
+
+def color_jitter(clips: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Per-clip photometric jitter of (B, T, 3, S, S) values in [0, 1]; factors (B, 3): brightness,
+    contrast (about the clip's mean grey) and saturation (about each pixel's grey). Same for every
+    frame of a clip. Returns values clamped to [0, 1]."""
+    b, c, s = (factors[:, i].view(-1, 1, 1, 1, 1) for i in range(3))
+    luma = torch.as_tensor((0.299, 0.587, 0.114), dtype=clips.dtype, device=clips.device).view(1, 1, 3, 1, 1)
+    x = clips * b
+    grey = (x * luma).sum(2, keepdim=True)  # (B, T, 1, S, S)
+    x = (x - grey.mean((1, 3, 4), keepdim=True)) * c + grey.mean((1, 3, 4), keepdim=True)
+    grey = (x * luma).sum(2, keepdim=True)
+    x = grey + (x - grey) * s
+    return x.clamp_(0.0, 1.0)
+
+
+def degrade(clips: torch.Tensor, plans: Sequence[ClipPlan]) -> torch.Tensor:
+    """Lower resolution and sensor noise of (B, T, 3, S, S) values in [0, 1], as ``plans`` say
+    (``scale``, ``noise``); the noise comes from a generator seeded by the batch's plans, so the same
+    plans give the same pixels. Returns values clamped to [0, 1]."""
+    B, T, _, S, _ = clips.shape
+    out = clips.clone()
+    for scale in sorted({p.scale for p in plans if p.scale != 1.0}):
+        idx = torch.as_tensor([b for b, p in enumerate(plans) if p.scale == scale], device=clips.device)
+        x = clips[idx].flatten(0, 1)  # (n*T, 3, S, S)
+        small = F.interpolate(x, size=max(1, round(S * scale)), mode="bilinear", antialias=True, align_corners=False)
+        out[idx] = F.interpolate(small, size=S, mode="bilinear", align_corners=False).view(len(idx), T, 3, S, S)
+    sd = torch.as_tensor([p.noise for p in plans], dtype=clips.dtype, device=clips.device)
+    if bool((sd > 0).any()):
+        gen = torch.Generator(device=clips.device).manual_seed(sum(p.noise_seed for p in plans) % (2**63))
+        noise = torch.randn(out.shape, generator=gen, device=clips.device, dtype=clips.dtype)
+        out += noise * sd.view(B, 1, 1, 1, 1)
+    return out.clamp_(0.0, 1.0)
 
 
 def window_path(label: int, height: int, width: int, frames: int, cfg: MotionConfig, rng: np.random.Generator) -> np.ndarray:
