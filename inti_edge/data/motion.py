@@ -3,8 +3,8 @@
 Classes (in this order): static, pan_left, pan_right, pan_up, pan_down, zoom_in, zoom_out.
 The footage plays on at its own pace (frames sampled every ``frame_step`` seconds) while a square
 window pans across it or scales about a fixed centre, so the label is known by construction and
-the footage's own motion is the noise. The window moves by a clearly visible amount (pans: 15-40%
-of the window side over the clip; zooms: 1.3-1.8x), and every class gets the same small handheld
+the footage's own motion is the noise. The window moves by a clearly visible amount (pans: 25-60%
+of the window side over the clip; zooms: 1.4-2.0x), and every class gets the same small handheld
 jitter, so "static" is "no deliberate move", not "perfectly still". A horizontal flip mirrors the
 clip and swaps pan_left / pan_right. Two more label-aware augmentations, training split only: a
 time reversal plays the whole clip backwards (footage and window: pans swap direction, zooms swap
