@@ -58,6 +58,7 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights per step (0: off; e.g. 0.999): evaluated and shipped
     augment: str = "flip"  # motion data: flip | full (flip, time reversal, colour jitter) | real (full + low resolution, noise) | none
     freeze_backbone: bool = False  # train interpolation + head (+ final norm/projection) only
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
@@ -318,6 +319,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         raise TrainError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum}")
     if cfg.augment not in AUGMENTS:
         raise TrainError(f"augment must be one of {', '.join(AUGMENTS)}, not {cfg.augment!r}")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise TrainError(f"ema is a decay in [0, 1) (0: off), not {cfg.ema}")
     d = init_distributed("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
     device = pick_device(cfg.device, d)
     out = Path(cfg.out)
@@ -366,6 +369,11 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
     np.random.seed(cfg.seed)
     model = create_model(mcfg, pretrained=cfg.pretrained if state is None else None).to(device)
     set_trainable(model, cfg.freeze_backbone)
+    ema = None  # the averaged weights: what each epoch evaluates and model.pt stores
+    if cfg.ema > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
     amp = amp_dtype(cfg.amp, device)
     micro = cfg.batch_size // cfg.accum
     steps_per_epoch = cfg.steps_per_epoch or max(1, len(train_set) // (cfg.batch_size * d.world))
@@ -379,6 +387,10 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         ts = state["train_state"]
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
         opt.load_state_dict(ts["optimizer"])
+        if ema is not None:
+            if "ema" not in ts:
+                raise TrainError(f"{resume} was trained with ema {cfg.ema} but holds no averaged weights")
+            ema.load_state_dict(ts["ema"])
         step, history = ts["step"], ts["history"]
         epoch, start_batch = divmod(step, steps_per_epoch)
         set_rng_state(ts["rng"])
@@ -412,7 +424,11 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
                 "history": history,
                 "rng": rng_state(),
             }
-        save_checkpoint(path, model, classes, extra=extra, half=cfg.half_weights and not with_state)
+            if ema is not None:
+                extra["train_state"]["ema"] = ema.state_dict()
+        # last.pt holds the raw weights the run continues from; model.pt the averaged ones where kept
+        weights = ema.module if (ema is not None and not with_state) else model
+        save_checkpoint(path, weights, classes, extra=extra, half=cfg.half_weights and not with_state)
 
     def log(rec: dict) -> None:
         history.append(rec)
@@ -464,6 +480,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 scaler.step(opt)
                 scaler.update()
+                if ema is not None:
+                    ema.update_parameters(model)
                 step += 1
                 clips_seen += cfg.batch_size * d.world
                 loss_acc.append(step_loss)
@@ -489,7 +507,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
             if step >= stop_at and step < total_steps:
                 break  # stopped mid-run: no evaluation of a half epoch
             start_batch = 0
-            ev = evaluate(net, val_set, classes, batch_size=micro, workers=cfg.workers, device=device, amp=amp, limit=cfg.eval_clips, d=d)
+            ev = evaluate(net if ema is None else ema.module, val_set, classes, batch_size=micro, workers=cfg.workers, device=device, amp=amp, limit=cfg.eval_clips, d=d)
             log({"step": step, "epoch": epoch, "val_top1": round(ev["top1"], 5), "val_top5": round(ev["top5"], 5), "val_loss": round(ev["loss"], 5), "val_n": ev["n"]})
             epoch += 1
     finally:

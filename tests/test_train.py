@@ -74,8 +74,10 @@ def test_tiny_overfit_run_decreases_the_loss(tmp_path):
     assert res.final["val_top1"] == 1.0
 
 
-def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path):
-    kw = dict(epochs=2, steps_per_epoch=3, batch_size=4, clips_per_epoch=12, eval_clips=4, ckpt_every=2)
+@pytest.mark.parametrize("ema", [0.0, 0.8])
+def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, ema):
+    # with --ema, model.pt holds the averaged weights: the average must survive the interruption too
+    kw = dict(epochs=2, steps_per_epoch=3, batch_size=4, clips_per_epoch=12, eval_clips=4, ckpt_every=2, ema=ema)
     full = train(_tiny_cfg(tmp_path / "a", **kw))
     # the interrupted run: stops after step 4 (mid-epoch 1), then resumes from its checkpoint
     stopped = train(_tiny_cfg(tmp_path / "b", stop_after=4, **kw))
@@ -90,6 +92,30 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path):
         assert torch.equal(a[k], c[k]), k
     losses = lambda r: [m["loss"] for m in r.metrics if "loss" in m]  # noqa: E731
     assert losses(resumed) == losses(full)
+
+
+def test_ema_weights_are_the_moving_average_of_the_trained_weights(tmp_path):
+    kw = dict(epochs=1, steps_per_epoch=3, batch_size=4, clips_per_epoch=12, eval_clips=4, ckpt_every=1)
+    raw = []  # the weights after steps 1, 2, 3 of the plain run (last.pt of runs stopped there)
+    for k in (1, 2, 3):
+        r = train(_tiny_cfg(tmp_path / f"raw{k}", stop_after=k, **kw))
+        raw.append(torch.load(r.out / "last.pt", weights_only=True)["state_dict"])
+    d = 0.6
+    res = train(_tiny_cfg(tmp_path / "ema", ema=d, **kw))
+    ckpt = torch.load(res.out / "last.pt", weights_only=True)
+    shipped = torch.load(res.out / "model.pt", weights_only=True)["state_dict"]
+    assert ckpt["train_state"]["ema"]["n_averaged"].item() == 3
+    moved = 0
+    for name in raw[0]:
+        # averaging does not change training: the raw weights are the plain run's
+        assert torch.equal(ckpt["state_dict"][name], raw[2][name]), name
+        # the first update copies, then ema = d * ema + (1 - d) * w
+        want = d * (d * raw[0][name] + (1 - d) * raw[1][name]) + (1 - d) * raw[2][name]
+        torch.testing.assert_close(shipped[name], want, rtol=1e-5, atol=1e-6)
+        moved += not torch.equal(shipped[name], raw[2][name])
+    assert moved > 0  # the shipped weights are not the last step's
+    evals = [m for m in res.metrics if "val_top1" in m]
+    assert len(evals) == 1
 
 
 def test_sampler_and_schedule():
@@ -115,6 +141,8 @@ def test_bad_options_are_clear(tmp_path):
         train(_tiny_cfg(tmp_path, data="motion:/nonexistent.mp4"))
     with pytest.raises(TrainError, match="augment must be one of"):
         train(_tiny_cfg(tmp_path, augment="heavy"))
+    with pytest.raises(TrainError, match="ema is a decay"):
+        train(_tiny_cfg(tmp_path, ema=1.0))
     (tmp_path / "c.yaml").write_text("nonsense_key: 3\n")
     with pytest.raises(TrainError, match="unknown keys"):
         TrainConfig.from_yaml(tmp_path / "c.yaml")

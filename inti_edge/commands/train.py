@@ -30,6 +30,7 @@ def train(
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
     warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps"),
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Cross-entropy label smoothing (0 = off)."),
+    ema: Optional[float] = typer.Option(None, "--ema", help="Keep an exponential moving average of the weights with this decay per step (e.g. 0.999); evaluation and model.pt use it. 0 = off."),
     augment: Optional[str] = typer.Option(None, "--augment", help="Motion data: flip (default) | full (flip, time reversal, colour jitter) | real (full + lower resolution, sensor noise) | none."),
     freeze_backbone: Optional[bool] = typer.Option(None, "--freeze-backbone/--full-finetune", help="Train interpolation + head only, or everything."),
     amp: Optional[str] = typer.Option(None, "--amp", help="auto (bf16 on GPU) | bf16 | fp16 | off."),
