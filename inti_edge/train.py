@@ -47,6 +47,7 @@ class TrainConfig:
     frames: int = 8
     halvings: int = 1  # 0 = the naive baseline
     head: str = "temporal"
+    pooled_grid: int = 2  # unit embedding: CLS + the patch grid pooled to pooled_grid x pooled_grid tokens
     pretrained: str | None = None  # CLIP weights file or open_clip tag
     out: str = "runs/train"
     epochs: int = 10
@@ -91,7 +92,7 @@ class TrainConfig:
         return cls(**raw)
 
     def model_config(self, num_classes: int) -> ModelConfig:
-        return make_config(self.model, self.frames, self.halvings, num_classes, head=self.head)
+        return make_config(self.model, self.frames, self.halvings, num_classes, head=self.head, pooled_grid=self.pooled_grid)
 
 
 # --- distributed helpers -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ VARIANTS=${VARIANTS:-"inti naive"}
 PARALLEL=${PARALLEL:-0}            # 1: the variants share the GPU side by side (the small model leaves it far from full)
 AUGMENT=${AUGMENT:-flip}           # flip (the bundled model) | full: flip, time reversal, colour jitter | real | none
 SMOOTH=${SMOOTH:-0}                # label smoothing (0: the bundled model)
+POOL=${POOL:-2}                    # unit embedding: CLS + the patch grid pooled to POOL x POOL (2: the bundled model)
 EMA=${EMA:-0}                      # decay of a moving average of the weights (0: off, the bundled model; e.g. 0.999)
 COMPILE=${COMPILE:-0}              # 1: torch.compile the model (1.3x on the H100 for ~50 s of compiling)
 OTHER=${OTHER:-1}                  # 0: leave out the other-clips evaluation (run it elsewhere, e.g. on a CPU)
@@ -28,7 +29,7 @@ run() {  # one variant: train, then evaluate on held-out blocks and on the other
   $INTI train --data "motion:$BBB" --model small --frames 8 --halvings $h --batch-size $BATCH \
     --lr 2e-4 --warmup-steps 300 --weight-decay 0.05 --half-weights --epochs $EPOCHS --steps-per-epoch $SPE \
     --clips-per-epoch $((SPE * BATCH)) --eval-clips 700 --data-on-device --workers $WORKERS \
-    --augment $AUGMENT --label-smoothing $SMOOTH --ema $EMA $( [ "$COMPILE" = 1 ] && echo --compile ) \
+    --augment $AUGMENT --label-smoothing $SMOOTH --ema $EMA --pooled-grid $POOL $( [ "$COMPILE" = 1 ] && echo --compile ) \
     --seed 0 --out "$OUTDIR/$variant" --quiet
   echo "{\"variant\": \"$variant\", \"train_wall_s\": $(( $(date +%s) - start ))}" > "$OUTDIR/$variant/wall.json"
   [ "$EVAL" = 1 ] || return 0

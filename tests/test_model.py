@@ -171,10 +171,10 @@ def test_gradients_reach_every_trainable_parameter():
     assert not dead, dead
 
 
-@pytest.mark.parametrize("halvings", [0, 1, 2])
-def test_clip_forward_equals_head_of_encoded_units(halvings):
+@pytest.mark.parametrize("halvings,pooled_grid", [(0, 2), (1, 2), (2, 2), (1, 4)])
+def test_clip_forward_equals_head_of_encoded_units(halvings, pooled_grid):
     torch.manual_seed(0)
-    cfg = make_config("small", 8, halvings, num_classes=7)
+    cfg = make_config("small", 8, halvings, num_classes=7, pooled_grid=pooled_grid)
     model = create_model(cfg).eval()
     for op in model.interps:
         _randomise(op)

@@ -46,7 +46,7 @@ def test_clips_are_committed():
 
 
 def test_a_few_training_steps_write_checkpoint_metrics_and_plot(tmp_path):
-    cfg = _tiny_cfg(tmp_path, epochs=1, steps_per_epoch=3, batch_size=4, clips_per_epoch=16, eval_clips=8)
+    cfg = _tiny_cfg(tmp_path, epochs=1, steps_per_epoch=3, batch_size=4, clips_per_epoch=16, eval_clips=8, pooled_grid=3)
     res = train(cfg)
     assert res.step == 3
     lines = [json.loads(l) for l in (res.out / "metrics.jsonl").read_text().splitlines()]
@@ -56,6 +56,7 @@ def test_a_few_training_steps_write_checkpoint_metrics_and_plot(tmp_path):
     assert len(ev) == 1 and ev[0]["val_n"] == 8 and 0 <= ev[0]["val_top1"] <= 1
     model, meta = load_checkpoint(res.out / "model.pt")
     assert meta["classes"][0] == "static" and len(meta["classes"]) == model.cfg.num_classes == 7
+    assert model.cfg.pooled_grid == 3 and model.cfg.unit_tokens == 10  # --pooled-grid reaches the model
     png = (res.out / "metrics.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
@@ -143,6 +144,8 @@ def test_bad_options_are_clear(tmp_path):
         train(_tiny_cfg(tmp_path, augment="heavy"))
     with pytest.raises(TrainError, match="ema is a decay"):
         train(_tiny_cfg(tmp_path, ema=1.0))
+    with pytest.raises(TrainError, match="pooled_grid must lie in 1..4"):  # the tiny model's 4x4 patch grid
+        train(_tiny_cfg(tmp_path, pooled_grid=5))
     (tmp_path / "c.yaml").write_text("nonsense_key: 3\n")
     with pytest.raises(TrainError, match="unknown keys"):
         TrainConfig.from_yaml(tmp_path / "c.yaml")

@@ -20,6 +20,7 @@ def train(
     frames: Optional[int] = typer.Option(None, "--frames", "-t"),
     halvings: Optional[int] = typer.Option(None, "--halvings", help="Interpolation steps; 0 trains the naive baseline."),
     head: Optional[str] = typer.Option(None, "--head", help="temporal | mean."),
+    pooled_grid: Optional[int] = typer.Option(None, "--pooled-grid", help="Unit embedding: CLS + the patch grid pooled to N x N tokens (default 2)."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="CLIP weights: a local file or an open_clip tag."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run folder (checkpoints, metrics.jsonl, metrics.png)."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),

@@ -73,6 +73,8 @@ class ModelConfig:
             raise ValueError(f"head must be 'temporal' or 'mean', not {self.head!r}")
         if self.vision.image_size % self.vision.patch_size:
             raise ValueError("image_size must be a multiple of patch_size")
+        if not 1 <= self.pooled_grid <= min(self.vision.grid):
+            raise ValueError(f"pooled_grid must lie in 1..{min(self.vision.grid)} (the patch grid), not {self.pooled_grid}")
 
     # --- derived facts -------------------------------------------------------------------------
     @property
