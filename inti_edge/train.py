@@ -239,7 +239,8 @@ def evaluate(
     d: Dist = Dist(),
     progress: bool = False,
 ) -> dict:
-    """Top-1 / top-5 / loss / per-class accuracy over ``dataset`` (sharded over ranks under DDP)."""
+    """Top-1 / top-5 / loss / per-class accuracy and the confusion matrix (``confusion[true][predicted]``,
+    clip counts) over ``dataset`` (sharded over ranks under DDP)."""
     device = torch.device(device)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     idx = list(range(d.rank, n, d.world))
@@ -249,6 +250,7 @@ def evaluate(
     correct5 = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros(C, dtype=torch.float64, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    confusion = torch.zeros(C * C, dtype=torch.float64, device=device)  # true * C + predicted
     was_training = model.training
     model.eval()
     bar = _progress(progress and d.main)
@@ -267,6 +269,7 @@ def evaluate(
             hit1 = (top[:, 0] == y).double()
             correct1.index_add_(0, y, hit1)
             count.index_add_(0, y, torch.ones_like(hit1))
+            confusion.index_add_(0, y * C + top[:, 0], torch.ones_like(hit1))
             correct5 += (top == y[:, None]).any(dim=1).double().sum()
             if bar:
                 bar.advance(task)
@@ -275,7 +278,7 @@ def evaluate(
             bar.stop()
         model.train(was_training)
     if d.world > 1:
-        for t in (correct1, correct5, count, loss_sum):
+        for t in (correct1, correct5, count, loss_sum, confusion):
             dist.all_reduce(t)
     total = count.sum().item()
     return {
@@ -284,7 +287,38 @@ def evaluate(
         "loss": loss_sum.item() / max(total, 1),
         "n": int(total),
         "per_class": {c: (correct1[i] / count[i]).item() if count[i] else None for i, c in enumerate(classes)},
+        "confusion": confusion.view(C, C).round().long().tolist(),
     }
+
+
+def plot_confusion(res: dict, classes: list[str], path: str | os.PathLike, title: str = "") -> Path:
+    """The confusion matrix of an ``evaluate`` result as a PNG: rows = true class, columns = predicted,
+    each cell the share of its row (clip counts written in)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(res["confusion"], dtype=np.float64)
+    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.75 * n, 1.2 + 0.7 * n), dpi=110)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"top-1 {100 * res['top1']:.1f}%, n={res['n']}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 # --- the run ----------------------------------------------------------------------------------------

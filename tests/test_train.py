@@ -202,10 +202,23 @@ def test_torchrun_two_process_training_runs(tmp_path):
 def test_eval_cli_prints_top1_top5_n(tmp_path):
     res = train(_tiny_cfg(tmp_path, epochs=1, steps_per_epoch=1, batch_size=2, clips_per_epoch=4, eval_clips=2))
     p = subprocess.run([sys.executable, str(ROOT / "cli.py"), "eval", str(res.out / "model.pt"), "--data", OTHER,
-                        "--split", "all", "--limit", "6", "--workers", "0", "--json"], capture_output=True, text=True)
+                        "--split", "all", "--limit", "6", "--workers", "0", "--json", "--plot", str(tmp_path / "cm.png")],
+                       capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads(p.stdout)
-    assert r["n"] == 6 and 0 <= r["top1"] <= r["top5"] <= 1 and set(r["per_class"]) == set(load_checkpoint(res.out / "model.pt")[1]["classes"])
+    classes = load_checkpoint(res.out / "model.pt")[1]["classes"]
+    assert r["n"] == 6 and 0 <= r["top1"] <= r["top5"] <= 1 and set(r["per_class"]) == set(classes)
+    # the confusion matrix: rows = true class (motion clips cycle through the classes), columns = predicted
+    cm = r["confusion"]
+    assert [sum(row) for row in cm] == [1, 1, 1, 1, 1, 1, 0]
+    assert sum(cm[i][i] for i in range(7)) == round(r["top1"] * 6)
+    assert [cm[i][i] for i in range(6)] == [round(r["per_class"][c]) for c in classes[:6]]
+    png = (tmp_path / "cm.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    unwritable = subprocess.run([sys.executable, str(ROOT / "cli.py"), "eval", str(res.out / "model.pt"), "--data", OTHER,
+                                 "--split", "all", "--limit", "2", "--workers", "0", "--json", "--plot", str(tmp_path / "no" / "cm.png")],
+                                capture_output=True, text=True)
+    assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr and "Traceback" not in unwritable.stderr
     table = subprocess.run([sys.executable, str(ROOT / "cli.py"), "eval", str(res.out / "model.pt"), "--data", OTHER,
                             "--split", "all", "--limit", "4", "--workers", "0"], capture_output=True, text=True)
     assert table.returncode == 0 and "top-1" in table.stdout and "zoom_out" in table.stdout, table.stderr[-2000:]

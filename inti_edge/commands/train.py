@@ -71,12 +71,13 @@ def eval_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate at most this many clips."),
     seed: int = typer.Option(1, "--seed", help="Seed of generated evaluation clips."),
     device: str = typer.Option("auto", "--device"),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (top1, top5, n, per_class)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (top1, top5, n, per_class, confusion)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the confusion matrix as a PNG here."),
 ) -> None:
     """Top-1 / top-5 / per-class accuracy of a checkpoint on a data spec."""
     from inti_edge.data import build_dataset
     from inti_edge.model import CheckpointError, load_checkpoint
-    from inti_edge.train import TrainError, amp_dtype, evaluate, pick_device
+    from inti_edge.train import TrainError, amp_dtype, evaluate, pick_device, plot_confusion
 
     try:
         model, meta = load_checkpoint(checkpoint)
@@ -90,15 +91,32 @@ def eval_cmd(
     res = evaluate(model.to(dev), dataset, meta["classes"], batch_size=batch_size, workers=workers, device=dev,
                    amp=amp_dtype("auto", dev), limit=limit, progress=not as_json)
     res["checkpoint"] = str(checkpoint)
+    if plot is not None:
+        try:
+            plot_confusion(res, meta["classes"], plot, title=f"{checkpoint.name} on {split}: top-1 {100 * res['top1']:.1f}%, n={res['n']}")
+        except ImportError:
+            fail("--plot needs matplotlib (the train extra)")
+        except OSError as e:
+            fail(f"cannot write {plot}: {e.strerror or e}")
     if as_json:
         print(json.dumps(res))
         return
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{checkpoint.name} on {data} ({split}): top-1 {100 * res['top1']:.1f}%  top-5 {100 * res['top5']:.1f}%  n={res['n']}")
+    console = Console()
+    console.print(f"{checkpoint.name} on {data} ({split}): top-1 [bold]{100 * res['top1']:.1f}%[/]  "
+                  f"top-5 {100 * res['top5']:.1f}%  n={res['n']}", highlight=False)
+    t = Table()
     t.add_column("class")
+    t.add_column("clips", justify="right")
     t.add_column("accuracy", justify="right")
-    for c, a in res["per_class"].items():
-        t.add_row(c, "-" if a is None else f"{100 * a:.1f}%")
-    Console().print(t)
+    t.add_column("most often read as", justify="left")
+    for i, (c, a) in enumerate(res["per_class"].items()):
+        row = res["confusion"][i]
+        wrong = max((j for j in range(len(row)) if j != i), key=lambda j: row[j], default=None)
+        other = f"{meta['classes'][wrong]} ({row[wrong]})" if wrong is not None and row[wrong] else ""
+        t.add_row(c, str(sum(row)), "-" if a is None else f"{100 * a:.1f}%", other)
+    console.print(t)
+    if plot is not None:
+        console.print(f"confusion matrix: {plot}")
