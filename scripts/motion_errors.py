@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from inti_edge.data.motion import PAN_DOWN, PAN_LEFT, PAN_RIGHT, PAN_UP, STATIC  # noqa: E402
+
 BINS = (0.0, 0.0625, 0.125, 0.25, float("inf"))  # own shift / window side; 0.25 = the smallest virtual pan
-STATIC, PAN_LEFT, PAN_RIGHT, PAN_UP, PAN_DOWN = range(5)
 
 
 def apparent_pan(dx: float, dy: float) -> int:
@@ -143,6 +144,8 @@ def main() -> None:
         ap.error("--batch-size and --limit must be >= 1")
     if not Path(args.checkpoint).is_file():
         sys.exit(f"error: no checkpoint at {args.checkpoint}")
+    if args.plot and not args.plot.resolve().parent.is_dir():  # before minutes of work, not after
+        sys.exit(f"error: cannot write {args.plot}: no folder {args.plot.resolve().parent}")
     try:
         rows, classes = measure(args.checkpoint, args.data, args.split, args.seed, args.limit, args.batch_size)
     except Exception as e:  # noqa: BLE001 - bad data / checkpoint: one line

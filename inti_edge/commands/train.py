@@ -79,6 +79,8 @@ def eval_cmd(
     from inti_edge.model import CheckpointError, load_checkpoint
     from inti_edge.train import TrainError, amp_dtype, evaluate, pick_device, plot_confusion
 
+    if plot is not None and not plot.resolve().parent.is_dir():  # refuse before the evaluation, not after it
+        fail(f"cannot write {plot}: no folder {plot.resolve().parent}")
     try:
         model, meta = load_checkpoint(checkpoint)
         dev = pick_device(device)
