@@ -11,7 +11,9 @@ small binding. It is forward-only (inference): no autograd.
 Paths: ``"fused"`` (sm_90+, a thread-block cluster per frame pair), ``"fallback"`` (any GPU, three
 kernels), ``"auto"``. Variants: ``"token"`` (fused, CTAs own whole tokens; the fp16 / bf16 fallback where split cannot run),
 ``"channel"`` (fused, CTAs own channel slices), ``"split"`` (the split path: streaming kernels, sm_80+,
-projection on tensor cores; plan path ``"split"``; the default of every dtype with ``path="auto"``), ``"auto"``.
+projection on tensor cores; plan path ``"split"``; the default of every dtype with ``path="auto"``),
+``"tile"`` (the tile path: one CTA per tile of patch tokens, x read once into shared memory, neighbours'
+context features through L2, sm_80+; plan path ``"tile"``), ``"auto"``.
 ``path="fused"`` with ``variant="auto"`` takes a fused variant (fp32: channel, fp16 / bf16: token).
 Set ``INTI_KERNELS_VERBOSE=1`` to see the build.
 """
@@ -29,7 +31,7 @@ import torch
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "token_interpolation"
 SOURCES = ("torch_binding.cpp", "ti_kernel.cu")
 _PATHS = {"auto": 0, "fused": 1, "fallback": 2}
-_VARIANTS = {"auto": 0, "token": 1, "channel": 2, "split": 3}
+_VARIANTS = {"auto": 0, "token": 1, "channel": 2, "split": 3, "tile": 4}
 
 _lock = threading.Lock()
 _ext: Any = None

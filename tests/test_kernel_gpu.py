@@ -91,8 +91,9 @@ def _sm90() -> bool:
 # defaults to the split path), else the kernel takes its usual choice;
 # "split": the split path (streaming kernels; where C*sizeof(dtype) % 16 != 0 it falls back);
 # "token": the token-split fused variant (fp16 / bf16, sm_90; elsewhere the fallback)
+# "tile": the tile path (sm_80+, D <= 64, 16-byte vectors; elsewhere the fallback)
 MODES = {"auto": ("auto", "auto"), "channel": ("auto", "channel"), "fallback": ("fallback", "auto"),
-         "split": ("auto", "split"), "token": ("auto", "token")}
+         "split": ("auto", "split"), "token": ("auto", "token"), "tile": ("auto", "tile")}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -112,10 +113,12 @@ def test_kernel_matches_reference(case, mode):
     assert err <= TOL[dtype], f"{case} {mode} ({plan}): max|err| {err:.3g} > {TOL[dtype]}"
     if mode == "token" and case.startswith("vit") and dtype != torch.float32 and _sm90():
         assert (plan["path"], plan["variant"]) == ("fused", "token"), plan  # the forced variant really ran
+    if mode == "tile" and case.startswith("vit"):
+        assert (plan["path"], plan["variant"]) == ("tile", "tile"), plan
 
 
 @pytest.mark.parametrize("case", ["vitb16-f32", "vitb16-f16", "vitl14-f32", "vitl14-f16", "vitb16-bf16"])
-@pytest.mark.parametrize("path", ["auto", "fallback", "split", "token"])
+@pytest.mark.parametrize("path", ["auto", "fallback", "split", "token", "tile"])
 def test_tokenlike_activations(case, path):
     dtype, P, grid, C, kw = CASES[case]
     m = random_module(C, grid, kw, seed=zlib.crc32(case.encode()) % 1000)
@@ -198,6 +201,24 @@ def test_split_path_is_planned_and_deterministic():
             assert max_err(a, reference(m, x)) <= TOL[dtype]
     x = random_input(2, 36, 100, F16, seed=6)  # 200-byte rows: not 16-byte vectors -> fallback
     assert kernels.plan(x, random_module(100, (5, 7), {}, seed=6), variant="split")["path"] == "fallback"
+
+
+@pytest.mark.parametrize("rows", ["16", "8"])
+def test_tile_path_rows_deterministic_and_repeatable(rows, monkeypatch):
+    """The tile path at both tile heights (INTI_TI_TILE_ROWS): bit-identical run to run (the CLS sum in
+    fixed tile order, whichever tile finishes last), its counters reset by every launch (back-to-back
+    launches on one workspace), P=1, many pairs (tiles waiting on tiles run by other CTAs), every dtype."""
+    monkeypatch.setenv("INTI_TI_TILE_ROWS", rows)
+    m = random_module(768, (14, 14), {}, seed=9)
+    for dtype, P in ((F32, 1), (F16, 3), (BF16, 2), (F16, 256), (F32, 64)):
+        x = random_input(P, 197, 768, dtype, seed=9)
+        plan = kernels.plan(x, m, variant="tile")
+        assert plan["path"] == "tile" and plan["slice"] == int(rows), plan
+        with torch.no_grad():
+            a = kernels.token_interpolation(x, m, variant="tile")
+            b = kernels.token_interpolation(x, m, variant="tile")
+        assert torch.equal(a, b)
+        assert max_err(a, reference(m, x)) <= TOL[dtype], (dtype, P)
 
 
 def test_deterministic_and_stream_ordered():

@@ -12,11 +12,17 @@ every repetition, medians over the repetitions:
   channel     the channel-split fused variant, where it is not the default
   split       the split path, where it is not the default (streaming kernels: W_in pack, projection
               on tensor cores, weights, blend + CLS)
+  tile        the tile path, where it is not the default (one CTA per tile of patch tokens, x read once
+              into shared memory); tile16 / tile8: forced tile heights (INTI_TI_TILE_ROWS)
   fallback    the three-kernel fallback path
   eager       the reference module (inti_edge.model.interpolation.TokenInterpolation) in that dtype
   compile     torch.compile of the reference module
 Effective bandwidth = (bytes of x read once + bytes of out written) / time, as a fraction of the
 device-to-device copy bandwidth (bytes read + written) measured in the same run.
+L2 flush (--flush): "read" (default) reads a 256 MiB buffer before each timed call, so L2 holds only
+clean lines and no write-back of earlier data is charged to the call; "write" zeroes it (the older
+method: the L2 is then full of dirty lines that the timed call pays to write back, up to ~50 MB on
+an H100 / H200 - a fixed cost that weighs on a 116 MB kernel far more than on the 2 GiB copy).
 Prints a table, then one JSON line.
 """
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
 import sys
 import time
@@ -56,10 +63,16 @@ def reference(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return on(module, x, torch.float64)(x.double())
 
 
+FLUSH = {"mode": "read"}
+
+
 def time_one(fn, flush: torch.Tensor) -> float:
     """GPU time of fn() alone: L2 flushed first; the GPU is kept busy (sleep kernel) while the host
     enqueues, so launch gaps of multi-kernel variants (eager) are not counted against them."""
-    flush.zero_()  # evict x / out from L2: every timed call starts from DRAM
+    if FLUSH["mode"] == "read":
+        flush.sum()  # evict x / out from L2 (dirty lines written back now, not in the timed call)
+    else:
+        flush.zero_()  # evict x / out from L2; leaves dirty lines behind
     if hasattr(torch.cuda, "_sleep"):
         torch.cuda._sleep(2_000_000)  # ~1 ms of GPU cycles, enough to enqueue every kernel of fn
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -92,7 +105,10 @@ def main() -> None:
     ap.add_argument("--clusters", type=int, nargs="*", default=[4, 8, 12, 16], help="forced cluster sizes to time too")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--json", type=Path, help="also write the JSON result here")
+    ap.add_argument("--flush", choices=["read", "write"], default="read", help="how L2 is flushed before each timed call")
+    ap.add_argument("--tile-rows", action="store_true", help="also time the tile path at forced heights 16 and 8")
     args = ap.parse_args()
+    FLUSH["mode"] = args.flush
 
     if not kernels.available():
         raise SystemExit(f"kernels unavailable: {kernels.load_error()}")
@@ -101,13 +117,13 @@ def main() -> None:
     dev = torch.cuda.get_device_name()
     flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
     copy_us, copy_gbs = copy_bandwidth(flush)
-    print(f"device: {dev}; copy of 1 GiB: {copy_us:.0f} us = {copy_gbs:.0f} GB/s (read + write)")
+    print(f"device: {dev}; copy of 1 GiB: {copy_us:.0f} us = {copy_gbs:.0f} GB/s (read + write); L2 flush: {args.flush}")
 
     H, W = args.grid
     N = 1 + H * W
     cfg = InterpolationConfig()
     base = random_module(args.C, (H, W), cfg)
-    results = {"device": dev, "copy_GBps": round(copy_gbs, 1), "shape": [args.P, 2, N, args.C], "cfg": cfg.to_dict(),
+    results = {"device": dev, "copy_GBps": round(copy_gbs, 1), "flush": args.flush, "shape": [args.P, 2, N, args.C], "cfg": cfg.to_dict(),
                "dtypes": {}}
     rows = []
     for name in args.dtypes:
@@ -129,6 +145,16 @@ def main() -> None:
                 variants[var] = (lambda var=var: kernels.token_interpolation(x, base, path="fused", variant=var))
         if plan.get("path") != "split" and kernels.plan(x, base, variant="split")["path"] == "split":
             variants["split"] = lambda: kernels.token_interpolation(x, base, variant="split")
+        if plan.get("path") != "tile" and kernels.plan(x, base, variant="tile")["path"] == "tile":
+            variants["tile"] = lambda: kernels.token_interpolation(x, base, variant="tile")
+        for ri in ("16", "8") if args.tile_rows else ():
+            def tile_rows(ri=ri):
+                os.environ["INTI_TI_TILE_ROWS"] = ri
+                try:
+                    return kernels.token_interpolation(x, base, variant="tile")
+                finally:
+                    del os.environ["INTI_TI_TILE_ROWS"]
+            variants[f"tile{ri}"] = tile_rows
         variants["fallback"] = lambda: kernels.token_interpolation(x, base, path="fallback")
         variants["eager"] = lambda: m(x)
         compile_s = None
@@ -165,7 +191,7 @@ def main() -> None:
                 for k in keys[rep % len(keys):] + keys[: rep % len(keys)]:  # interleaved, rotating order
                     times[k].append(time_one(variants[k], flush))
         med = {k: statistics.median(v) for k, v in times.items()}
-        for var in ("token", "channel", "split"):  # every variant's plan, for the record
+        for var in ("token", "channel", "split", "tile"):  # every variant's plan, for the record
             plan[f"{var}_plan"] = kernels.plan(x, base, variant=var)
         d = {"plan": plan, "bytes": nbytes, "ideal_us_at_copy_bw": nbytes / (copy_gbs * 1e9) * 1e6,
              "compile_s": compile_s, "variants": {}}

@@ -25,7 +25,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--dtype", default="f16", choices=["f32", "f16", "bf16"])
 ap.add_argument("--P", type=int, default=128)
 ap.add_argument("--cluster", type=int, default=0)
-ap.add_argument("--variants", nargs="+", default=["token", "split"], choices=["auto", "token", "channel", "split"])
+ap.add_argument("--variants", nargs="+", default=["token", "split"], choices=["auto", "token", "channel", "split", "tile"])
 ap.add_argument("--runs", type=int, default=1, help="calls per variant")
 args = ap.parse_args()
 dtype = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[args.dtype]

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -64,6 +65,15 @@ struct KParams {
   float* ws_u;
   float* ws_w;
   float* ws_wt;  // split path: pair weights (P, HW, 2G)
+  // tile path (ti_tile_kernel): patch tokens per tile, tiles per pair, padded row bytes in shared memory,
+  // tokens the convolutions reach, stride of a token's features, offset of the reduction / weights area
+  int tl_ri, tl_nm, tl_rs, tl_reach, tl_ksp, tl_ob;
+  int* tl_flags;   // (P, nM) tile u written (released)
+  int* tl_done;    // (P) tiles blended
+  int* tl_ticket;  // tiles handed out
+  float* tl_part;  // (P, nM, 2G) partial CLS sums
+  int* zero;       // ints the pack kernel zeroes before the launch that uses them (tile path)
+  int nzero;
 };
 
 template <typename T>
@@ -995,6 +1005,7 @@ __global__ void __launch_bounds__(256) ti_sp_pack_kernel(KParams const p, int fr
   int const NT = p.sp_nt, ny = p.sp_ny, nch = p.sp_nch, Dp = ny * 8 * NT, C = p.C, D = p.D;
   if (int(blockIdx.x) < fragBlocks) {
     int const i = int(blockIdx.x) * 256 + int(threadIdx.x);
+    if (i < p.nzero) p.zero[i] = 0;  // tile path: its counters and flags
     if (i >= 2 * nch * ny * NT * 32) return;
     int const ln = i & 31;
     int r = i >> 5;
@@ -1384,6 +1395,456 @@ __global__ void __launch_bounds__(256, 2) ti_sp_blend_kernel(KParams const p) {
   }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Tile path ("tile" variant; sm_80+, 16-byte vectors): one CTA of 8 warps per (pair, tile of RI
+// patch tokens); x read from DRAM once, blended from shared memory:
+//   1  cp.async the tile's rows of both frames into shared memory (coalesced; rows padded so the
+//      fragment loads below are conflict-free)
+//   2  W x on tensor cores from shared memory (the split path's packed W_in and fragment order), the
+//      channels split over 4 warps per frame, LayerNorm statistics on the way (one shift K per row:
+//      the mean of its first chunk), partials summed in fixed order, LayerNorm folded in;
+//      u of the tile -> workspace (L2); the tile's flag released
+//   3  acquire the flags of the tiles within the dilated convolutions' reach (dmax rows + dmax)
+//   4  pair weights of the tile's tokens from the u halo (L2 -> shared memory): GELU, depthwise dilated
+//      convs, W_out, softmax / sigmoid; the tile's partial CLS sum -> workspace
+//   5  blend the tile from shared memory, store; the pair's last tile to finish (atomic count) blends
+//      the CLS token (mean of the tiles' partial sums in fixed order, or 1/2)
+// Tiles are handed out in order by a ticket counter, not by blockIdx: a tile only waits for tiles whose
+// CTAs are already running, and those never wait in step 2, so the launch cannot deadlock whatever the
+// block scheduler does, as long as rm + 1 CTAs fit on the device at once (ti_plan checks rm + 2).
+// The counters are zeroed by the pack kernel launched just before.
+// ---------------------------------------------------------------------------------------------
+constexpr int kTlThreads = 256;
+constexpr int kTlWarps = kTlThreads / 32;
+constexpr int kTlKQ = kTlWarps / 2;  // warps per frame: each sums a quarter of the channels
+
+__device__ __forceinline__ int ld_acquire_gpu(int const* ptr) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(ptr) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_release_gpu(int* ptr, int v) {
+  asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(ptr), "r"(v) : "memory");
+}
+__device__ __forceinline__ void st_stream(void* ptr, uint4 v) {  // written once, read by the next layer
+  asm volatile("st.global.cs.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"l"(ptr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
+}
+
+// CTAs per SM the register budget is sized for (3: 85 registers; the shared memory of a vit-b16 tile
+// allows 3 too). TI_TILE_MINB16 / TI_TILE_MINB32 override at build time (benchmarks).
+#ifndef TI_TILE_MINB16
+#define TI_TILE_MINB16 3
+#endif
+#ifndef TI_TILE_MINB32
+#define TI_TILE_MINB32 3
+#endif
+template <typename T, int NT>
+__global__ void __launch_bounds__(kTlThreads, sizeof(T) == 4 ? TI_TILE_MINB32 : TI_TILE_MINB16) ti_tile_kernel(KParams const p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  constexpr bool kF32 = sizeof(T) == 4;
+  constexpr int VEC = 16 / int(sizeof(T));
+  constexpr int CH = 4 * VEC;        // channels per chunk (4 lanes x 16 bytes per row)
+  constexpr int E = NT * 4 + 5;      // floats per lane in the reduction area (odd: no bank conflicts)
+  extern __shared__ float4 tl_sm4[];
+  unsigned char* const sm = reinterpret_cast<unsigned char*>(tl_sm4);
+  __shared__ int s_item, s_last;
+  __shared__ float s_wc[kMaxG2];
+  int const tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  int const C = p.C, D = p.D, HW = p.HW, N = p.N, RI = p.tl_ri, nM = p.tl_nm, rs = p.tl_rs, nch = p.sp_nch;
+  int const G2 = 2 * p.G, nv = C / VEC;
+  if (tid == 0) s_item = atomicAdd(p.tl_ticket, 1);
+  __syncthreads();
+  int const item = s_item, pair = item / nM, m = item - pair * nM;
+  int const t0 = m * RI, nown = min(RI, HW - t0);
+  T const* const x = static_cast<T const*>(p.x);
+  // 1: the tile's rows of both frames -> shared memory (frame f, row k at sm + (f * RI + k) * rs)
+  {
+    T const* const x0 = x + (size_t(pair) * 2 * N + 1 + t0) * C;
+    for (int r = warp; r < 2 * nown; r += kTlWarps) {  // a warp per row: 512 contiguous bytes per step
+      int const f = r >= nown, k = r - f * nown;
+      unsigned char* const dst = sm + (f * RI + k) * rs;
+      T const* const src = x0 + (size_t(f) * N + k) * C;
+      for (int v = lane; v < nv; v += 32) cp_async16(dst + v * 16, src + v * VEC);
+    }
+    cp_async_commit();
+    cp_async_wait_all();
+  }
+  __syncthreads();
+  float* const red = reinterpret_cast<float*>(sm + p.tl_ob);  // step 2 partials, then step 4's tiles
+  float2* const xch = reinterpret_cast<float2*>(red);          // frame 1's folded part, after the partials
+  int const g = lane >> 2, t = lane & 3, n0 = 2 * t;
+  float2 res[NT][2];
+  // 2: projection; warp = (quarter q of the chunks, frame f)
+  {
+    int const f = warp & 1, q = warp >> 1;
+    int const c0 = (q * nch) / kTlKQ, c1 = ((q + 1) * nch) / kTlKQ;
+    bool const hasA = g < nown, hasB = g + 8 < nown;
+    unsigned char const* const ra = sm + (f * RI + g) * rs + 16 * t;
+    unsigned char const* const rb = sm + (f * RI + g + 8) * rs + 16 * t;
+    auto ld = [&](unsigned char const* base, bool has, int s) -> uint4 {
+      return (has && s * CH + VEC * t < C) ? *reinterpret_cast<uint4 const*>(base + s * (CH * int(sizeof(T))))
+                                           : make_uint4(0, 0, 0, 0);
+    };
+    uint4 const* const wp = p.wpack + size_t(f) * nch * NT * 32 + lane;
+    float Ka = 0.f, Kb = 0.f;  // fp32: shift of rows a / b, the mean of their first chunk (same in every quarter)
+    float s1a = 0.f, s2a = 0.f, s1b = 0.f, s2b = 0.f;
+    float acc[NT][4], tot[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[j][e] = tot[j][e] = 0.f;
+    if constexpr (kF32) {
+      {
+        uint4 const va = ld(ra, hasA, 0), vb = ld(rb, hasB, 0);
+        T const* ea = reinterpret_cast<T const*>(&va);
+        T const* eb = reinterpret_cast<T const*>(&vb);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) {
+          Ka += to_f(ea[e]);
+          Kb += to_f(eb[e]);
+        }
+        Ka += __shfl_xor_sync(0xffffffffu, Ka, 1);
+        Kb += __shfl_xor_sync(0xffffffffu, Kb, 1);
+        Ka += __shfl_xor_sync(0xffffffffu, Ka, 2);
+        Kb += __shfl_xor_sync(0xffffffffu, Kb, 2);
+        float const inv = 1.f / float(min(C, CH));
+        Ka *= inv;
+        Kb *= inv;
+      }
+#pragma unroll 2
+      for (int s = c0; s < c1; ++s) {
+        uint4 const va = ld(ra, hasA, s), vb = ld(rb, hasB, s);
+        uint4 w[NT];
+#pragma unroll
+        for (int j = 0; j < NT; ++j) w[j] = __ldg(wp + size_t(s) * NT * 32 + j * 32);
+        bool const valid = s * CH + VEC * t < C;
+        float xfa[VEC], xfb[VEC];  // x - K (0 outside the row)
+        {
+          T const* ea = reinterpret_cast<T const*>(&va);
+          T const* eb = reinterpret_cast<T const*>(&vb);
+          float p1a = 0.f, p2a = 0.f, p1b = 0.f, p2b = 0.f;
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) {
+            xfa[e] = (valid && hasA) ? to_f(ea[e]) - Ka : 0.f;
+            xfb[e] = (valid && hasB) ? to_f(eb[e]) - Kb : 0.f;
+            p1a += xfa[e];
+            p2a = fmaf(xfa[e], xfa[e], p2a);
+            p1b += xfb[e];
+            p2b = fmaf(xfb[e], xfb[e], p2b);
+          }
+          s1a += p1a;
+          s2a += p2a;
+          s1b += p1b;
+          s2b += p2b;
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          uint32_t ahi[4], alo[4];
+          split_tf32(xfa[2 * h], ahi[0], alo[0]);
+          split_tf32(xfb[2 * h], ahi[1], alo[1]);
+          split_tf32(xfa[2 * h + 1], ahi[2], alo[2]);
+          split_tf32(xfb[2 * h + 1], ahi[3], alo[3]);
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
+            uint32_t bh0, bl0, bh1, bl1;
+            split_tf32(__uint_as_float(wb0), bh0, bl0);
+            split_tf32(__uint_as_float(wb1), bh1, bl1);
+            mma_tf32(acc[j], alo, bh0, bh1);
+            mma_tf32(acc[j], ahi, bl0, bl1);
+            mma_tf32(acc[j], ahi, bh0, bh1);
+          }
+        }
+        if ((s - c0) % kSpGroup == kSpGroup - 1 || s == c1 - 1) {
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              tot[j][e] += acc[j][e];
+              acc[j][e] = 0.f;
+            }
+        }
+      }
+#pragma unroll
+      for (int o = 1; o <= 2; o <<= 1) {
+        s1a += __shfl_xor_sync(0xffffffffu, s1a, o);
+        s2a += __shfl_xor_sync(0xffffffffu, s2a, o);
+        s1b += __shfl_xor_sync(0xffffffffu, s1b, o);
+        s2b += __shfl_xor_sync(0xffffffffu, s2b, o);
+      }
+    } else {
+      // 16-bit inputs: the statistics on tensor cores too, from the same fragments (exact products,
+      // fp32 sums): sum x = X 1, sum x^2 = diag(X X^T) (the B fragments of X^T are X's A fragments)
+      float sx[4] = {0.f, 0.f, 0.f, 0.f}, q0[4] = {0.f, 0.f, 0.f, 0.f}, q1[4] = {0.f, 0.f, 0.f, 0.f};
+      uint32_t const one = std::is_same<T, __half>::value ? 0x3C003C00u : 0x3F803F80u;  // 1.0 twice
+#pragma unroll 2
+      for (int s = c0; s < c1; ++s) {
+        uint4 const va = ld(ra, hasA, s), vb = ld(rb, hasB, s);
+        uint4 w[NT];
+#pragma unroll
+        for (int j = 0; j < NT; ++j) w[j] = __ldg(wp + size_t(s) * NT * 32 + j * 32);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          uint32_t const* pa = reinterpret_cast<uint32_t const*>(&va);
+          uint32_t const* pb = reinterpret_cast<uint32_t const*>(&vb);
+          uint32_t const a[4] = {pa[2 * h], pb[2 * h], pa[2 * h + 1], pb[2 * h + 1]};
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
+            mma16<T>(acc[j], a, wb0, wb1);
+          }
+          mma16<T>(sx, a, one, one);
+          mma16<T>(q0, a, a[0], a[2]);
+          mma16<T>(q1, a, a[1], a[3]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) tot[j][e] = acc[j][e];
+      // row g: sum in sx[0], square sum at (g, g) of q0 (lane 4g + g/2, element g & 1); row g + 8: sx[2], q1
+      int const src = 4 * g + (g >> 1);
+      float const d0 = (g & 1) ? q0[1] : q0[0], d1 = (g & 1) ? q1[3] : q1[2];
+      s1a = sx[0];
+      s1b = sx[2];
+      s2a = __shfl_sync(0xffffffffu, d0, src);
+      s2b = __shfl_sync(0xffffffffu, d1, src);
+    }
+    // quarters summed in fixed order ((q0 + q2) + (q1 + q3)) through half the warps' worth of shared memory
+    float* const my = red + ((warp & 3) * 32 + lane) * E;
+    auto put = [&]() {
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) my[j * 4 + e] = tot[j][e];
+      my[NT * 4 + 0] = s1a;
+      my[NT * 4 + 1] = s2a;
+      my[NT * 4 + 2] = s1b;
+      my[NT * 4 + 3] = s2b;
+    };
+    auto add = [&]() {
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) tot[j][e] += my[j * 4 + e];
+      s1a += my[NT * 4 + 0];
+      s2a += my[NT * 4 + 1];
+      s1b += my[NT * 4 + 2];
+      s2b += my[NT * 4 + 3];
+    };
+    if (warp >= 4) put();  // q = 2, 3 -> slots of q = 0, 1
+    __syncthreads();
+    if (warp < 4) add();
+    __syncthreads();
+    if (warp >= 2 && warp < 4) put();  // q = 1 (q0 + q2 and q1 + q3 now in warps 0-3): slots 2, 3
+    __syncthreads();
+    if (warp < 2) {  // q = 0 of frame f adds slot 2 + f
+      float const* o = red + ((2 + warp) * 32 + lane) * E;
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) tot[j][e] += o[j * 4 + e];
+      s1a += o[NT * 4 + 0];
+      s2a += o[NT * 4 + 1];
+      s1b += o[NT * 4 + 2];
+      s2b += o[NT * 4 + 3];
+      // fold LayerNorm in (warp f = frame f); frame 1 hands its part to frame 0
+      float const moa = s1a / float(C), mob = s1b / float(C);
+      float const rsa = 1.f / sqrtf(fmaxf(s2a / float(C) - moa * moa, 0.f) + p.eps);
+      float const rsb = 1.f / sqrtf(fmaxf(s2b / float(C) - mob * mob, 0.f) + p.eps);
+      float const ma = kF32 ? moa : Ka + moa, mb = kF32 ? mob : Kb + mob;
+      float const* S = p.wcolsum + f * (8 * NT);
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        float const S0 = __ldg(S + n0 + 8 * j), S1 = __ldg(S + n0 + 8 * j + 1);
+        res[j][0] = make_float2(rsa * (tot[j][0] - ma * S0), rsa * (tot[j][1] - ma * S1));
+        res[j][1] = make_float2(rsb * (tot[j][2] - mb * S0), rsb * (tot[j][3] - mb * S1));
+      }
+    }
+    __syncthreads();  // slots read; xch may overwrite them
+    if (warp == 1) {
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        xch[(2 * j) * 32 + lane] = res[j][0];
+        xch[(2 * j + 1) * 32 + lane] = res[j][1];
+      }
+    }
+  }
+  __syncthreads();
+  if (warp == 0) {
+    float* const u = p.ws_u + (size_t(pair) * HW + t0) * D;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        int const r = g + 8 * hr;
+        float2 const o = xch[(2 * j + hr) * 32 + lane];
+        float const v[2] = {res[j][hr].x + o.x, res[j][hr].y + o.y};
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          int const n = n0 + 8 * j + e;
+          if (r < nown && n < D) u[size_t(r) * D + n] = v[e] + __ldg(p.b_in + n);
+        }
+      }
+    __threadfence();
+  }
+  __syncthreads();
+  int const reach = p.tl_reach, h0 = max(0, t0 - reach), h1 = min(HW, t0 + nown + reach), nhal = h1 - h0;
+  // 3: the tiles within reach have written their u
+  if (tid == 0) {
+    st_release_gpu(p.tl_flags + size_t(pair) * nM + m, 1);
+    for (int mm = h0 / RI; mm <= (h1 - 1) / RI; ++mm) {
+      if (mm == m) continue;
+      int const* fl = p.tl_flags + size_t(pair) * nM + mm;
+      unsigned ns = 32;
+      while (ld_acquire_gpu(fl) == 0) {
+        __nanosleep(ns);
+        ns = min(ns * 2u, 1024u);
+      }
+    }
+  }
+  __syncthreads();
+  // 4: pair weights of the tile's tokens
+  int const S = p.S, W = p.W, H = p.H, KSp = p.tl_ksp;
+  float* const us = red;                                             // (nhal, D) u of the halo
+  float* const hf = us + ((size_t(nhal) * D + 3) & ~size_t(3));      // (nown, KSp) GELU features
+  float* const lg = hf + RI * KSp;                                   // (nown, 2G) logits, then weights
+  {
+    float const* src = p.ws_u + (size_t(pair) * HW + h0) * D;
+    int const n = nhal * D;
+    int n4 = 0;
+    if ((reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+      n4 = n >> 2;
+      for (int i = tid; i < n4; i += kTlThreads) reinterpret_cast<float4*>(us)[i] = __ldcg(reinterpret_cast<float4 const*>(src) + i);
+      n4 <<= 2;
+    }
+    for (int i = n4 + tid; i < n; i += kTlThreads) us[i] = __ldcg(src + i);
+  }
+  __syncthreads();
+  if (kTlThreads % D == 0) {
+    // a thread keeps one channel d (its depthwise kernels in registers) for every token it computes
+    int const d = tid % D, tstep = kTlThreads / D;
+    float kr[kTIMaxScales][9], kbr[kTIMaxScales];
+#pragma unroll
+    for (int sc = 0; sc < kTIMaxScales; ++sc) {
+      kbr[sc] = sc < S ? __ldg(p.dw_b + sc * D + d) : 0.f;
+#pragma unroll
+      for (int k = 0; k < 9; ++k) kr[sc][k] = sc < S ? __ldg(p.dw_w + (sc * D + d) * 9 + k) : 0.f;
+    }
+    for (int tl = tid / D; tl < nown; tl += tstep) {
+      int const tk = t0 + tl, i = tk / W, j = tk - i * W;
+      float const* const uc = us + (tk - h0) * D + d;
+      float* const h = hf + tl * KSp + d;
+      h[0] = gelu(uc[0]);
+#pragma unroll
+      for (int sc = 0; sc < kTIMaxScales; ++sc) {
+        if (sc >= S) break;
+        int const dl = p.dil[sc];
+        float a = kbr[sc];
+#pragma unroll
+        for (int aa = 0; aa < 3; ++aa) {
+          int const ii = i + (aa - 1) * dl;
+          if (ii < 0 || ii >= H) continue;
+#pragma unroll
+          for (int bb = 0; bb < 3; ++bb) {
+            int const jj = j + (bb - 1) * dl;
+            if (jj < 0 || jj >= W) continue;
+            a = fmaf(kr[sc][aa * 3 + bb], uc[((aa - 1) * dl * W + (bb - 1) * dl) * D], a);
+          }
+        }
+        h[(1 + sc) * D] = gelu(a);
+      }
+    }
+  } else {
+    for (int e = tid; e < nown * D; e += kTlThreads) {
+      int const tl = e / D, d = e - tl * D, tk = t0 + tl, i = tk / W, j = tk - i * W;
+      float* const h = hf + tl * KSp;
+      h[d] = gelu(us[(tk - h0) * D + d]);
+      for (int sc = 0; sc < S; ++sc) {
+        int const dl = sc == 0 ? p.dil[0] : sc == 1 ? p.dil[1] : sc == 2 ? p.dil[2] : p.dil[3];
+        float a = __ldg(p.dw_b + sc * D + d);
+        float const* k = p.dw_w + (sc * D + d) * 9;  // read-only weights: L1
+        for (int aa = 0; aa < 3; ++aa) {
+          int const ii = i + (aa - 1) * dl;
+          if (ii < 0 || ii >= H) continue;
+          for (int bb = 0; bb < 3; ++bb) {
+            int const jj = j + (bb - 1) * dl;
+            if (jj < 0 || jj >= W) continue;
+            a = fmaf(__ldg(k + aa * 3 + bb), us[(ii * W + jj - h0) * D + d], a);
+          }
+        }
+        h[(1 + sc) * D + d] = gelu(a);
+      }
+    }
+  }
+  __syncthreads();
+  // logits: 8 threads per (token, logit), each a strided eighth of the features, summed by shuffles
+  int const KS = (S + 1) * D;
+  for (int e0 = 0; e0 < nown * G2; e0 += kTlThreads / 8) {
+    int const e = e0 + tid / 8, part = tid % 8;
+    int const tl = e / G2, qq = e - tl * G2;
+    float a = 0.f;
+    if (e < nown * G2) {
+      float const* h = hf + tl * KSp;
+      for (int k = part; k < KS; k += 8) a = fmaf(h[k], __ldg(p.w_out + k * G2 + qq), a);
+    }
+    a += __shfl_xor_sync(0xffffffffu, a, 1);
+    a += __shfl_xor_sync(0xffffffffu, a, 2);
+    a += __shfl_xor_sync(0xffffffffu, a, 4);
+    if (part == 0 && e < nown * G2) lg[e] = a + __ldg(p.b_out + qq);
+  }
+  __syncthreads();
+  for (int e = tid; e < nown * p.G; e += kTlThreads) {
+    int const tl = e / p.G, gg = e - tl * p.G;
+    float* const l = lg + tl * G2 + 2 * gg;
+    float w0, w1;
+    pair_weights(l[0], l[1], p.softmax, w0, w1);
+    l[0] = w0;
+    l[1] = w1;
+  }
+  __syncthreads();
+  if (tid < G2 && p.cls_mean) {  // the tile's partial CLS sum, fixed order
+    float sum = 0.f;
+    for (int k = 0; k < nown; ++k) sum += lg[k * G2 + tid];
+    p.tl_part[(size_t(pair) * nM + m) * G2 + tid] = sum;
+    __threadfence();
+  }
+  // 5: blend the tile from shared memory
+  {
+    T* const out = static_cast<T*>(p.out) + (size_t(pair) * N + 1 + t0) * C;
+    for (int k = warp; k < nown; k += kTlWarps)
+      for (int v = lane; v < nv; v += 32) {
+        uint4 const a = *reinterpret_cast<uint4 const*>(sm + k * rs + v * 16);
+        uint4 const b = *reinterpret_cast<uint4 const*>(sm + (RI + k) * rs + v * 16);
+        st_stream(out + size_t(k) * C + v * VEC, blend16<T>(a, b, lg + k * G2, v * VEC, p.cpg, p.G));
+      }
+  }
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(p.tl_done + pair, 1) == nM - 1;
+  __syncthreads();
+  if (s_last) {  // every tile of the pair has written its partial sum: the CLS token
+    __threadfence();
+    if (tid < G2) {
+      float v = 0.5f;
+      if (p.cls_mean) {
+        float sum = 0.f;
+        for (int mm = 0; mm < nM; ++mm) sum += __ldcg(p.tl_part + (size_t(pair) * nM + mm) * G2 + tid);
+        v = sum / float(HW);
+      }
+      s_wc[tid] = v;
+    }
+    __syncthreads();
+    T const* x0 = x + size_t(pair) * 2 * N * C;
+    for (int v = tid; v < nv; v += kTlThreads) {
+      uint4 const a = ldg_stream(x0 + v * VEC), b = ldg_stream(x0 + size_t(N) * C + v * VEC);
+      st_stream(static_cast<T*>(p.out) + size_t(pair) * N * C + v * VEC, blend16<T>(a, b, s_wc, v * VEC, p.cpg, p.G));
+    }
+  }
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host side
 // ---------------------------------------------------------------------------------------------
@@ -1766,8 +2227,115 @@ SpLayout spLayout(TIShape const& s, int es) {
   return l;
 }
 
+// Tile path geometry: RI patch tokens per tile (16, or 8 where 16 leaves fewer rows resident per SM),
+// nM tiles per pair, rm tiles within the convolutions' reach on each side, padded row bytes rs (a
+// multiple of 128 plus 64: the 8 rows x 4 lanes of a fragment load hit distinct banks), offset of the
+// area that holds the projection partials and then the weights tiles.
+struct TlGeom {
+  int RI = 0, nM = 0, rm = 0, rs = 0, reach = 0, ksp = 0, ob = 0, NT = 0, occ = 0;
+  size_t smem = 0;
+};
+TlGeom tlGeom(TIShape const& s, int es, int RI) {
+  TlGeom g;
+  int const HW = s.H * s.W, dmax = dilMax(s);
+  g.RI = RI;
+  g.nM = ceilDiv(HW, RI);
+  g.reach = std::min(HW, dmax * s.W + dmax);
+  g.rm = ceilDiv(g.reach, RI);
+  g.rs = roundUp(s.C * es, 128) + 64;
+  g.ksp = ((s.S + 1) * s.D) | 1;
+  g.NT = ntFor(std::min(s.D, 64));
+  size_t const xb = align16(size_t(2) * RI * g.rs);
+  size_t const E = size_t(g.NT) * 4 + 5;
+  size_t const redf = size_t(4) * 32 * E;  // 4 warps' partials; frame 1's part (NT * 128 floats) reuses them
+  size_t const nhal = size_t(std::min(HW, RI + 2 * g.reach));
+  size_t const wf = ((nhal * s.D + 3) & ~size_t(3)) + size_t(RI) * g.ksp + size_t(RI) * 2 * s.G;
+  g.ob = int(xb);
+  g.smem = xb + align16(std::max(redf, wf) * 4);
+  return g;
+}
+// workspace of the tile path: u | partial CLS sums | flags, done counts, ticket (zeroed) | W_in fragments | column sums
+struct TlLayout {
+  size_t part = 0, flags = 0, frag = 0, colsum = 0, total = 0;
+  int nzero = 0;
+};
+TlLayout tlLayout(TIShape const& s, int es, int RI) {
+  SpGeom const sg = spGeom(s, es);
+  size_t const HW = size_t(s.H) * s.W, nM = size_t(ceilDiv(int(HW), RI));
+  TlLayout l;
+  l.part = align16(size_t(s.P) * HW * s.D * 4);
+  l.flags = l.part + align16(size_t(s.P) * nM * 2 * s.G * 4);
+  l.nzero = int(size_t(s.P) * nM + s.P + 1);
+  l.frag = align16(l.flags + size_t(l.nzero) * 4);
+  l.colsum = l.frag + spFragEntries(sg) * 16;
+  l.total = l.colsum + align16(size_t(2) * sg.ny * 8 * sg.nt * 4);
+  return l;
+}
+using TileFn = void (*)(KParams);
+TileFn tileKernel(DType t, int NT) {
+  switch (t) {
+    case DType::kF32: return NT == 2 ? ti_tile_kernel<float, 2> : NT == 4 ? ti_tile_kernel<float, 4> : ti_tile_kernel<float, 8>;
+    case DType::kF16: return NT == 2 ? ti_tile_kernel<__half, 2> : NT == 4 ? ti_tile_kernel<__half, 4> : ti_tile_kernel<__half, 8>;
+    default:
+      return NT == 2 ? ti_tile_kernel<__nv_bfloat16, 2> : NT == 4 ? ti_tile_kernel<__nv_bfloat16, 4>
+                                                                  : ti_tile_kernel<__nv_bfloat16, 8>;
+  }
+}
+// CTAs of this tile geometry resident per SM (0: does not fit / not built for this GPU); raises the
+// kernel's dynamic shared memory limit to the device's opt-in maximum. Cached per (device, kernel, smem).
+int tileOcc(TileFn fn, size_t smem, int maxOptin) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, void*, size_t>, int> cache;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  auto key = std::make_tuple(dev, reinterpret_cast<void*>(fn), smem);
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  int n = 0;
+  cudaFuncAttributes fa{};
+  if (smem > size_t(maxOptin) || cudaFuncGetAttributes(&fa, fn) != cudaSuccess || fa.binaryVersion < 80 ||
+      smem + fa.sharedSizeBytes > size_t(maxOptin) ||
+      cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, maxOptin - int(fa.sharedSizeBytes)) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, fn, kTlThreads, smem) != cudaSuccess)
+    n = 0;
+  cudaGetLastError();
+  cache.emplace(key, n);
+  return n;
+}
+// The tile path: sm_80+, 16-byte vectors, D <= 64, enough CTAs resident for the reach. Tile rows: the
+// choice (16 or 8) that keeps the most patch rows resident per SM (16 on a tie); INTI_TI_TILE_ROWS
+// forces one (benchmarks).
+bool chooseTile(TIShape const& s, DType t, void const* x, void const* out, TlGeom* best, char* reason, int reasonLen) {
+  if (!chooseSplit(s, t, x, out, reason, reasonLen)) return false;  // same vector / alignment / arch needs
+  auto no = [&](char const* why) {
+    setErr(reason, reasonLen, why);
+    return false;
+  };
+  if (s.D > 64) return no("tile path needs D <= 64");
+  DevInfo di;
+  if (!devInfo(&di)) return no("no CUDA device");
+  int const es = int(elemSize(t));
+  int forced = 0;
+  if (char const* v = std::getenv("INTI_TI_TILE_ROWS")) forced = std::atoi(v);
+  bool found = false;
+  for (int RI : {16, 8}) {
+    if (forced && RI != forced) continue;
+    TlGeom g = tlGeom(s, es, RI);
+    g.occ = tileOcc(tileKernel(t, g.NT), g.smem, di.maxOptin);
+    if (g.occ <= 0 || g.occ * di.sms < g.rm + 2) continue;
+    if (!found || g.occ * g.RI > best->occ * best->RI) {
+      *best = g;
+      found = true;
+    }
+  }
+  if (!found) return no("no tile configuration fits this device (shared memory / resident CTAs)");
+  return true;
+}
+
 struct Choice {
-  int variant = 0;  // kVariantToken / kVariantChannel / kVariantSplit; 0: fallback
+  int variant = 0;  // kVariantToken / kVariantChannel / kVariantSplit / kVariantTile; 0: fallback
+  TlGeom lg{};
   Geom cg{};
   TokGeom tg{};
   int fit = 0;
@@ -1781,6 +2349,11 @@ bool chooseAny(TIShape const& s, DType t, void const* x, void const* out, TIOpti
     return false;
   }
   int v = opt.variant;
+  if (v == kVariantTile) {
+    if (!chooseTile(s, t, x, out, &c->lg, reason, reasonLen)) return false;
+    c->variant = kVariantTile;
+    return true;
+  }
   if (v == kVariantSplit) {
     if (!chooseSplit(s, t, x, out, reason, reasonLen)) return false;
     c->variant = kVariantSplit;
@@ -1820,7 +2393,7 @@ bool chooseAny(TIShape const& s, DType t, void const* x, void const* out, TIOpti
 size_t ti_workspace_size(TIShape const& s) {
   size_t const HW = size_t(s.H) * s.W;
   size_t const fb = align16(size_t(s.P) * HW * s.D * 4) + align16(size_t(s.P) * (HW + 1) * 2 * s.G * 4);
-  return std::max({fb, tokPackBytes(s), spLayout(s, 4).total}) + 256;
+  return std::max({fb, tokPackBytes(s), spLayout(s, 4).total, tlLayout(s, 2, 8).total, tlLayout(s, 4, 8).total}) + 256;
 }
 
 int ti_plan(TIShape const& s, DType t, void const* x, void const* out, TIOptions const& opt, TIPlan* plan) {
@@ -1832,6 +2405,14 @@ int ti_plan(TIShape const& s, DType t, void const* x, void const* out, TIOptions
     plan->variant = kVariantSplit;
     plan->threads = kSpWarps * 32;
     plan->slice = kSpBand;
+    plan->reason[0] = 0;
+  } else if (c.variant == kVariantTile) {
+    plan->path = kPathTile;
+    plan->variant = kVariantTile;
+    plan->threads = kTlThreads;
+    plan->slice = c.lg.RI;
+    plan->smem = c.lg.smem;
+    plan->clusters_per_gpu = c.lg.occ;  // CTAs per SM
     plan->reason[0] = 0;
   } else if (c.variant != 0) {
     plan->path = kPathFused;
@@ -1901,6 +2482,45 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
   Choice c;
   char reason[160] = {};
   if (chooseAny(s, t, x, out, opt, &c, reason, int(sizeof(reason)))) {
+    if (c.variant == kVariantTile) {
+      if (workspace == nullptr || workspaceBytes < need) return wsErr("tile");
+      int const es = int(elemSize(t));
+      TlGeom const& g = c.lg;
+      SpGeom const sg = spGeom(s, es);
+      TlLayout const l = tlLayout(s, es, g.RI);
+      p.sp_nch = sg.nch;
+      p.sp_nt = sg.nt;
+      p.sp_ny = sg.ny;
+      p.tl_ri = g.RI;
+      p.tl_nm = g.nM;
+      p.tl_rs = g.rs;
+      p.tl_reach = g.reach;
+      p.tl_ksp = g.ksp;
+      p.tl_ob = g.ob;
+      p.ws_u = reinterpret_cast<float*>(base);
+      p.tl_part = reinterpret_cast<float*>(base + l.part);
+      p.tl_flags = reinterpret_cast<int*>(base + l.flags);
+      p.tl_done = p.tl_flags + size_t(s.P) * g.nM;
+      p.tl_ticket = p.tl_done + s.P;
+      p.zero = p.tl_flags;
+      p.nzero = l.nzero;
+      p.wpack = reinterpret_cast<uint4 const*>(base + l.frag);
+      p.wcolsum = reinterpret_cast<float const*>(base + l.colsum);
+      int const fragBlocks = std::max(int((spFragEntries(sg) + 255) / 256), ceilDiv(l.nzero, 256));
+      dim3 const g0(unsigned(fragBlocks + 2 * sg.ny * 8 * sg.nt));
+      unsigned const tiles = unsigned(size_t(s.P) * g.nM);
+      switch (t) {
+        case DType::kF32: ti_sp_pack_kernel<float><<<g0, 256, 0, stream>>>(p, fragBlocks); break;
+        case DType::kF16: ti_sp_pack_kernel<__half><<<g0, 256, 0, stream>>>(p, fragBlocks); break;
+        default: ti_sp_pack_kernel<__nv_bfloat16><<<g0, 256, 0, stream>>>(p, fragBlocks); break;
+      }
+      cudaError_t e = cudaGetLastError();
+      if (e != cudaSuccess) return launchErr("pack", e);
+      tileKernel(t, g.NT)<<<tiles, kTlThreads, g.smem, stream>>>(p);
+      e = cudaGetLastError();
+      if (e != cudaSuccess) return launchErr("tile", e);
+      return 0;
+    }
     if (c.variant == kVariantSplit) {
       if (workspace == nullptr || workspaceBytes < need) return wsErr("split");
       int const es = int(elemSize(t));

@@ -17,6 +17,11 @@
 //   split    (sm_80+, C*sizeof(dtype) % 16 == 0; variant kVariantSplit, the default of every dtype): streaming
 //            kernels: W_in packed for mma, projection on tensor cores with LayerNorm folded in (x read
 //            once), pair weights, blend + CLS (x read again); no clusters; 4/3 of the fused bytes.
+//   tile     (sm_80+, C*sizeof(dtype) % 16 == 0, D <= 64; variant kVariantTile, not a default): one CTA per
+//            tile of 16 (or 8) patch tokens of a pair; x read from DRAM once into shared memory,
+//            projection on tensor cores (16-bit: LayerNorm statistics on tensor cores too), u through L2,
+//            neighbouring tiles synchronised by flags (tiles handed out by a ticket counter: no deadlock),
+//            pair weights, blend from shared memory; the pair's last tile blends the CLS token.
 //   fallback (any GPU, any shape): three plain kernels through a small workspace.
 // Every path may use the workspace (ti_workspace_size): pass it always.
 #pragma once
@@ -48,10 +53,10 @@ struct TIWeights {  // device pointers, fp32
   float const* b_out = nullptr;      // (2G)
 };
 
-enum TIPath : int32_t { kPathAuto = 0, kPathFused = 1, kPathFallback = 2, kPathSplit = 3 };
+enum TIPath : int32_t { kPathAuto = 0, kPathFused = 1, kPathFallback = 2, kPathSplit = 3, kPathTile = 4 };  // kPathTile: plan only
 // kVariantSplit: the split path (streaming kernels, sm_80+) instead of a fused variant; kVariantAuto:
 // fp32 split (path kPathFused: channel), fp16 / bf16 token
-enum TIVariant : int32_t { kVariantAuto = 0, kVariantToken = 1, kVariantChannel = 2, kVariantSplit = 3 };
+enum TIVariant : int32_t { kVariantAuto = 0, kVariantToken = 1, kVariantChannel = 2, kVariantSplit = 3, kVariantTile = 4 };
 
 struct TIOptions {
   int32_t path = kPathAuto;        // kPathFused fails instead of falling back
@@ -64,16 +69,17 @@ struct TIPlan {
   int32_t path = kPathFallback;  // the path ti_launch would take (kPathFused / kPathSplit / kPathFallback)
   int32_t variant = 0;           // kVariantToken / kVariantChannel (fused)
   int32_t cluster = 0;           // CTAs per pair (fused)
-  int32_t slice = 0;             // fused: tokens per CTA (token variant) / channels per CTA (channel variant);
+  int32_t slice = 0;             // fused: tokens per CTA (token variant) / channels per CTA (channel variant); tile: tokens per tile;
                                  // split: patch tokens per weights CTA
   int32_t threads = 0;
   size_t smem = 0;               // dynamic shared memory per CTA (fused)
-  int32_t clusters_per_gpu = 0;  // co-resident clusters (cudaOccupancyMaxActiveClusters)
+  int32_t clusters_per_gpu = 0;  // co-resident clusters (cudaOccupancyMaxActiveClusters); tile: CTAs per SM
   char reason[160] = {};         // why the fused path is not taken (when it is not)
 };
 
 // Workspace bytes ti_launch needs for P pairs (fallback: projections and weights; split: u, weights,
-// band sums, packed W_in; fused token variant: the packed W_in; fused channel variant: none).
+// band sums, packed W_in; tile: u, partial sums, counters, packed W_in; fused token variant: the packed
+// W_in; fused channel variant: none).
 size_t ti_workspace_size(TIShape const& s);
 
 // Which path / configuration ti_launch takes for these arguments on the current device.

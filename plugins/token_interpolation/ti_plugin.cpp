@@ -47,7 +47,7 @@ DType toDType(DataType t) {
 }
 
 // Path / cluster overrides for tests and benchmarks: INTI_TI_PATH=auto|fused|fallback, INTI_TI_CLUSTER=n,
-// INTI_TI_VARIANT=auto|token|channel (fused path) | split (the split path).
+// INTI_TI_VARIANT=auto|token|channel (fused path) | split (the split path) | tile (the tile path).
 TIOptions envOptions() {
   TIOptions o;
   if (char const* v = std::getenv("INTI_TI_PATH")) {
@@ -59,6 +59,7 @@ TIOptions envOptions() {
     if (!std::strcmp(v, "token")) o.variant = kVariantToken;
     if (!std::strcmp(v, "channel")) o.variant = kVariantChannel;
     if (!std::strcmp(v, "split")) o.variant = kVariantSplit;
+    if (!std::strcmp(v, "tile")) o.variant = kVariantTile;
   }
   return o;
 }

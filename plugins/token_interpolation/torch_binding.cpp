@@ -98,8 +98,9 @@ py::dict plan(torch::Tensor x, torch::Tensor b_in, torch::Tensor b_out, int64_t 
   inti::TIPlan p;
   inti::ti_plan(s, dtypeOf(x), x.data_ptr(), x.data_ptr(), opt, &p);
   py::dict d;
-  d["path"] = p.path == inti::kPathFused ? "fused" : p.path == inti::kPathSplit ? "split" : "fallback";
+  d["path"] = p.path == inti::kPathFused ? "fused" : p.path == inti::kPathSplit ? "split" : p.path == inti::kPathTile ? "tile" : "fallback";
   d["variant"] = p.path == inti::kPathSplit ? "split"
+                 : p.path == inti::kPathTile ? "tile"
                  : p.path != inti::kPathFused ? ""
                  : p.variant == inti::kVariantToken ? "token" : "channel";
   d["cluster"] = p.cluster;

@@ -433,12 +433,12 @@ int main(int argc, char** argv) {
   for (std::string line; std::getline(list_f, line);)
     if (!line.empty()) caseNames.push_back(line);
   std::vector<std::string> summary;
-  for (char const* mode : {"auto", "fallback", "split"}) {
-    // read by the plugin when it is created; "split": the split path (INTI_TI_VARIANT=split)
-    bool const split = std::string(mode) == "split";
-    setenv("INTI_TI_PATH", split ? "auto" : mode, 1);
-    if (split)
-      setenv("INTI_TI_VARIANT", "split", 1);
+  for (char const* mode : {"auto", "fallback", "split", "tile"}) {
+    // read by the plugin when it is created; "split" / "tile": that path (INTI_TI_VARIANT=split / tile)
+    bool const variant = std::string(mode) == "split" || std::string(mode) == "tile";
+    setenv("INTI_TI_PATH", variant ? "auto" : mode, 1);
+    if (variant)
+      setenv("INTI_TI_VARIANT", mode, 1);
     else
       unsetenv("INTI_TI_VARIANT");
     for (std::string const& name : caseNames) {
