@@ -1395,16 +1395,16 @@ __global__ void __launch_bounds__(256, 2) ti_sp_blend_kernel(KParams const p) {
   }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Tile path ("tile" variant; sm_80+, 16-byte vectors): one CTA of 8 warps per (pair, tile of RI
 // patch tokens); x read from DRAM once, blended from shared memory:
 //   1  cp.async the tile's rows of both frames into shared memory (coalesced; rows padded so the
 //      fragment loads below are conflict-free)
 //   2  W x on tensor cores from shared memory (the split path's packed W_in and fragment order), the
-//      channels split over 4 warps per frame, LayerNorm statistics on the way (one shift K per row:
-//      the mean of its first chunk), partials summed in fixed order, LayerNorm folded in;
-//      u of the tile -> workspace (L2); the tile's flag released
+//      channels split over 4 warps per frame, LayerNorm statistics on the way (fp32: shifted by K, the
+//      mean of the row's first chunk; 16-bit: on tensor cores, sum x = X 1, sum x^2 = diag(X X^T)),
+//      partials summed in fixed order, LayerNorm folded in; u of the tile -> workspace (L2); the
+//      tile's flag released
 //   3  acquire the flags of the tiles within the dilated convolutions' reach (dmax rows + dmax)
 //   4  pair weights of the tile's tokens from the u halo (L2 -> shared memory): GELU, depthwise dilated
 //      convs, W_out, softmax / sigmoid; the tile's partial CLS sum -> workspace
@@ -1432,16 +1432,10 @@ __device__ __forceinline__ void st_stream(void* ptr, uint4 v) {  // written once
                : "memory");
 }
 
-// CTAs per SM the register budget is sized for (3: 85 registers; the shared memory of a vit-b16 tile
-// allows 3 too). TI_TILE_MINB16 / TI_TILE_MINB32 override at build time (benchmarks).
-#ifndef TI_TILE_MINB16
-#define TI_TILE_MINB16 3
-#endif
-#ifndef TI_TILE_MINB32
-#define TI_TILE_MINB32 3
-#endif
+// CTAs per SM the register budget is sized for: 3 (80 registers); a vit-b16 tile's shared memory allows 3 too
+constexpr int kTlMinBlocks = 3;
 template <typename T, int NT>
-__global__ void __launch_bounds__(kTlThreads, sizeof(T) == 4 ? TI_TILE_MINB32 : TI_TILE_MINB16) ti_tile_kernel(KParams const p) {
+__global__ void __launch_bounds__(kTlThreads, kTlMinBlocks) ti_tile_kernel(KParams const p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr bool kF32 = sizeof(T) == 4;
   constexpr int VEC = 16 / int(sizeof(T));
@@ -1473,7 +1467,7 @@ __global__ void __launch_bounds__(kTlThreads, sizeof(T) == 4 ? TI_TILE_MINB32 : 
   }
   __syncthreads();
   float* const red = reinterpret_cast<float*>(sm + p.tl_ob);  // step 2 partials, then step 4's tiles
-  float2* const xch = reinterpret_cast<float2*>(red);          // frame 1's folded part, after the partials
+  float2* const xch = reinterpret_cast<float2*>(red);          // frame 1's folded part (reuses the partials' slots)
   int const g = lane >> 2, t = lane & 3, n0 = 2 * t;
   float2 res[NT][2];
   // 2: projection; warp = (quarter q of the chunks, frame f)
