@@ -995,6 +995,67 @@ __device__ __forceinline__ uint4 ldg_stream(void const* ptr) {  // read-once dat
   return r;
 }
 
+// fp32 chunk of the projection (split and tile paths): acc += W (x - K) as 3xTF32 (big*big + big*small +
+// small*big), from this lane's x - K of rows a / b and the packed W fragments of the chunk
+template <int NT>
+__device__ __forceinline__ void mma_chunk_3xtf32(float const (&xfa)[4], float const (&xfb)[4], uint4 const (&w)[NT],
+                                                 float (&acc)[NT][4]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    uint32_t ahi[4], alo[4];
+    split_tf32(xfa[2 * h], ahi[0], alo[0]);
+    split_tf32(xfb[2 * h], ahi[1], alo[1]);
+    split_tf32(xfa[2 * h + 1], ahi[2], alo[2]);
+    split_tf32(xfb[2 * h + 1], ahi[3], alo[3]);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
+      uint32_t bh0, bl0, bh1, bl1;
+      split_tf32(__uint_as_float(wb0), bh0, bl0);
+      split_tf32(__uint_as_float(wb1), bh1, bl1);
+      mma_tf32(acc[j], alo, bh0, bh1);
+      mma_tf32(acc[j], ahi, bl0, bl1);
+      mma_tf32(acc[j], ahi, bh0, bh1);
+    }
+  }
+}
+
+// tot += acc; acc = 0 (the fp32 projection's two-level sums)
+template <int NT>
+__device__ __forceinline__ void flush_acc(float (&acc)[NT][4], float (&tot)[NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      tot[j][e] += acc[j][e];
+      acc[j][e] = 0.f;
+    }
+}
+
+// 16-bit chunk of the projection (split and tile paths): acc += W x on the raw rows a / b. kStats (tile
+// path): the LayerNorm statistics from the same fragments too (exact products, fp32 sums): sx += X 1 (one:
+// 1.0 twice in T), q0 / q1 += X times rows 0-7 / 8-15 of X^T (the B fragments of X^T are X's A fragments)
+template <typename T, int NT, bool kStats>
+__device__ __forceinline__ void mma_chunk16(uint4 const& va, uint4 const& vb, uint4 const (&w)[NT], float (&acc)[NT][4],
+                                            float (&sx)[4], float (&q0)[4], float (&q1)[4], uint32_t one) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    uint32_t const* ra = reinterpret_cast<uint32_t const*>(&va);
+    uint32_t const* rb = reinterpret_cast<uint32_t const*>(&vb);
+    uint32_t const a[4] = {ra[2 * h], rb[2 * h], ra[2 * h + 1], rb[2 * h + 1]};
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
+      mma16<T>(acc[j], a, wb0, wb1);
+    }
+    if constexpr (kStats) {
+      mma16<T>(sx, a, one, one);
+      mma16<T>(q0, a, a[0], a[2]);
+      mma16<T>(q1, a, a[1], a[3]);
+    }
+  }
+}
+
 // Entry (((f * nch + s) * ny + y) * NT + j) * 32 + lane (lane = 4 g + t) holds W_in rows
 // f*C + s*CH + VEC*t + e (e < VEC), column y*8*NT + 8 j + g, as T (fp32: raw floats); zero outside.
 // Blocks >= fragBlocks: column sums S[f][n] of the T-rounded W_in (n < ny*8*NT), fixed order.
@@ -1131,45 +1192,11 @@ __global__ void __launch_bounds__(kSpWarps * 32, sizeof(T) == 4 ? (NT <= 4 ? 5 :
           s2b += p2b;
         }
         if constexpr (kF32) {
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            uint32_t ahi[4], alo[4];
-            split_tf32(xfa[2 * h], ahi[0], alo[0]);
-            split_tf32(xfb[2 * h], ahi[1], alo[1]);
-            split_tf32(xfa[2 * h + 1], ahi[2], alo[2]);
-            split_tf32(xfb[2 * h + 1], ahi[3], alo[3]);
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-              uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
-              uint32_t bh0, bl0, bh1, bl1;
-              split_tf32(__uint_as_float(wb0), bh0, bl0);
-              split_tf32(__uint_as_float(wb1), bh1, bl1);
-              mma_tf32(acc[j], alo, bh0, bh1);
-              mma_tf32(acc[j], ahi, bl0, bl1);
-              mma_tf32(acc[j], ahi, bh0, bh1);
-            }
-          }
-          if (s % kSpGroup == kSpGroup - 1 || s == nch - 1) {
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-              for (int e = 0; e < 4; ++e) {
-                tot[j][e] += acc[j][e];
-                acc[j][e] = 0.f;
-              }
-          }
+          mma_chunk_3xtf32<NT>(xfa, xfb, w, acc);
+          if (s % kSpGroup == kSpGroup - 1 || s == nch - 1) flush_acc<NT>(acc, tot);
         } else {
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            uint32_t const* ra = reinterpret_cast<uint32_t const*>(&va);
-            uint32_t const* rb = reinterpret_cast<uint32_t const*>(&vb);
-            uint32_t const a[4] = {ra[2 * h], rb[2 * h], ra[2 * h + 1], rb[2 * h + 1]};
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-              uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
-              mma16<T>(acc[j], a, wb0, wb1);
-            }
-          }
+          float none[4];
+          mma_chunk16<T, NT, false>(va, vb, w, acc, none, none, none, 0u);
         }
       }
     }
@@ -1533,33 +1560,8 @@ __global__ void __launch_bounds__(kTlThreads, kTlMinBlocks) ti_tile_kernel(KPara
           s1b += p1b;
           s2b += p2b;
         }
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          uint32_t ahi[4], alo[4];
-          split_tf32(xfa[2 * h], ahi[0], alo[0]);
-          split_tf32(xfb[2 * h], ahi[1], alo[1]);
-          split_tf32(xfa[2 * h + 1], ahi[2], alo[2]);
-          split_tf32(xfb[2 * h + 1], ahi[3], alo[3]);
-#pragma unroll
-          for (int j = 0; j < NT; ++j) {
-            uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
-            uint32_t bh0, bl0, bh1, bl1;
-            split_tf32(__uint_as_float(wb0), bh0, bl0);
-            split_tf32(__uint_as_float(wb1), bh1, bl1);
-            mma_tf32(acc[j], alo, bh0, bh1);
-            mma_tf32(acc[j], ahi, bl0, bl1);
-            mma_tf32(acc[j], ahi, bh0, bh1);
-          }
-        }
-        if ((s - c0) % kSpGroup == kSpGroup - 1 || s == c1 - 1) {
-#pragma unroll
-          for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              tot[j][e] += acc[j][e];
-              acc[j][e] = 0.f;
-            }
-        }
+        mma_chunk_3xtf32<NT>(xfa, xfb, w, acc);
+        if ((s - c0) % kSpGroup == kSpGroup - 1 || s == c1 - 1) flush_acc<NT>(acc, tot);
       }
 #pragma unroll
       for (int o = 1; o <= 2; o <<= 1) {
@@ -1579,20 +1581,7 @@ __global__ void __launch_bounds__(kTlThreads, kTlMinBlocks) ti_tile_kernel(KPara
         uint4 w[NT];
 #pragma unroll
         for (int j = 0; j < NT; ++j) w[j] = __ldg(wp + size_t(s) * NT * 32 + j * 32);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          uint32_t const* pa = reinterpret_cast<uint32_t const*>(&va);
-          uint32_t const* pb = reinterpret_cast<uint32_t const*>(&vb);
-          uint32_t const a[4] = {pa[2 * h], pb[2 * h], pa[2 * h + 1], pb[2 * h + 1]};
-#pragma unroll
-          for (int j = 0; j < NT; ++j) {
-            uint32_t const wb0 = h ? w[j].z : w[j].x, wb1 = h ? w[j].w : w[j].y;
-            mma16<T>(acc[j], a, wb0, wb1);
-          }
-          mma16<T>(sx, a, one, one);
-          mma16<T>(q0, a, a[0], a[2]);
-          mma16<T>(q1, a, a[1], a[3]);
-        }
+        mma_chunk16<T, NT, true>(va, vb, w, acc, sx, q0, q1, one);
       }
 #pragma unroll
       for (int j = 0; j < NT; ++j)
