@@ -63,16 +63,18 @@ def reference(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return on(module, x, torch.float64)(x.double())
 
 
-FLUSH = {"mode": "read"}
+def l2_flusher(mode: str = "read", nbytes: int = 256 << 20):
+    """A function that evicts x / out from L2 before a timed call: "read" reads a buffer (dirty lines are
+    written back now, not in the timed call), "write" zeroes it (leaves dirty lines behind)."""
+    buf = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    return (lambda: buf.sum()) if mode == "read" else buf.zero_
 
 
-def time_one(fn, flush: torch.Tensor) -> float:
-    """GPU time of fn() alone: L2 flushed first; the GPU is kept busy (sleep kernel) while the host
-    enqueues, so launch gaps of multi-kernel variants (eager) are not counted against them."""
-    if FLUSH["mode"] == "read":
-        flush.sum()  # evict x / out from L2 (dirty lines written back now, not in the timed call)
-    else:
-        flush.zero_()  # evict x / out from L2; leaves dirty lines behind
+def time_one(fn, flush) -> float:
+    """GPU time of fn() alone: L2 flushed first (``flush()``, from l2_flusher); the GPU is kept busy
+    (sleep kernel) while the host enqueues, so launch gaps of multi-kernel variants (eager) are not
+    counted against them."""
+    flush()
     if hasattr(torch.cuda, "_sleep"):
         torch.cuda._sleep(2_000_000)  # ~1 ms of GPU cycles, enough to enqueue every kernel of fn
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -108,14 +110,13 @@ def main() -> None:
     ap.add_argument("--flush", choices=["read", "write"], default="read", help="how L2 is flushed before each timed call")
     ap.add_argument("--tile-rows", action="store_true", help="also time the tile path at forced heights 16 and 8")
     args = ap.parse_args()
-    FLUSH["mode"] = args.flush
 
     if not kernels.available():
         raise SystemExit(f"kernels unavailable: {kernels.load_error()}")
     torch.backends.cuda.matmul.allow_tf32 = False  # the eager / compiled reference in true fp32
     torch.backends.cudnn.allow_tf32 = False
     dev = torch.cuda.get_device_name()
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    flush = l2_flusher(args.flush)
     copy_us, copy_gbs = copy_bandwidth(flush)
     print(f"device: {dev}; copy of 1 GiB: {copy_us:.0f} us = {copy_gbs:.0f} GB/s (read + write); L2 flush: {args.flush}")
 
