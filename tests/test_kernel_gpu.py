@@ -203,6 +203,27 @@ def test_split_path_is_planned_and_deterministic():
     assert kernels.plan(x, random_module(100, (5, 7), {}, seed=6), variant="split")["path"] == "fallback"
 
 
+@pytest.mark.parametrize("weights", ["lane", "warp"])
+@pytest.mark.parametrize("case", ["vitb16-f32", "vitb16-f16", "vitl14-f16", "odd-7x5-c72-g3-sigmoid-clshalf-dil2-f32",
+                                  "odd-5x7-c100-g4-d24-f16", "single-dilation-d64-9x11-c200-f16",
+                                  "d8-g2-dil1,4-6x6-c96-f32", "dilation-past-grid-3x4-c40-f32", "grid-1x1-c64-f16"])
+def test_split_weights_kernels(case, weights, monkeypatch):
+    """The split path with each of its weights kernels (INTI_TI_SP_WEIGHTS: lane, the default where its tile
+    fits; warp, the fallback) against the reference, and bit-identical run to run."""
+    monkeypatch.setenv("INTI_TI_SP_WEIGHTS", weights)
+    dtype, P, grid, C, kw = CASES[case]
+    m = random_module(C, grid, kw, seed=zlib.crc32(case.encode()) % 1000)
+    x = random_input(P, 1 + grid[0] * grid[1], C, dtype, seed=12)
+    if kernels.plan(x, m, variant="split")["path"] != "split":
+        pytest.skip("split path cannot run this case")
+    with torch.no_grad():
+        a = kernels.token_interpolation(x, m, variant="split")
+        b = kernels.token_interpolation(x, m, variant="split")
+    assert torch.equal(a, b)
+    err = max_err(a, reference(m, x))
+    assert err <= TOL[dtype], f"{case} {weights}: max|err| {err:.3g}"
+
+
 @pytest.mark.parametrize("rows", ["16", "8"])
 def test_tile_path_rows_deterministic_and_repeatable(rows, monkeypatch):
     """The tile path at both tile heights (INTI_TI_TILE_ROWS): bit-identical run to run (the CLS sum in

@@ -108,6 +108,8 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--json", type=Path, help="also write the JSON result here")
     ap.add_argument("--flush", choices=["read", "write"], default="read", help="how L2 is flushed before each timed call")
+    ap.add_argument("--sp-weights", action="store_true",
+                    help="also time the split path with its fallback weights kernel (INTI_TI_SP_WEIGHTS=warp)")
     ap.add_argument("--tile-rows", action="store_true", help="also time the tile path at forced heights 16 and 8")
     args = ap.parse_args()
 
@@ -148,6 +150,14 @@ def main() -> None:
             variants["split"] = lambda: kernels.token_interpolation(x, base, variant="split")
         if plan.get("path") != "tile" and kernels.plan(x, base, variant="tile")["path"] == "tile":
             variants["tile"] = lambda: kernels.token_interpolation(x, base, variant="tile")
+        for wk in ("warp",) if args.sp_weights and plan.get("path") == "split" else ():
+            def split_weights(wk=wk):
+                os.environ["INTI_TI_SP_WEIGHTS"] = wk
+                try:
+                    return kernels.token_interpolation(x, base, variant="split")
+                finally:
+                    del os.environ["INTI_TI_SP_WEIGHTS"]
+            variants[f"split-{wk}w"] = split_weights
         for ri in ("16", "8") if args.tile_rows else ():
             def tile_rows(ri=ri):
                 os.environ["INTI_TI_TILE_ROWS"] = ri

@@ -58,7 +58,7 @@ struct KParams {
   int o_st, o_red, o_u, o_w, o_twsum;
   // split path (ti_sp_*): weight bands per pair, W_in chunks per frame, column blocks, n-tiles per block
   int sp_nb, sp_nch, sp_ny, sp_nt;
-  int spw_rb, spw_ksp;  // tiled weights kernel: grid rows per CTA, padded feature stride per token
+  int spl_reach, spl_dp;  // lane weights kernel: tokens the convolutions reach, padded u stride (odd)
   uint4 const* wpack;     // packed W_in fragments (workspace)
   float const* wcolsum;   // (2, D) column sums of the packed W_in (workspace)
   // fallback workspace
@@ -966,8 +966,10 @@ __global__ void __launch_bounds__(256) ti_fb_blend_kernel(KParams const p) {
 //                            3xTF32 m16n8k8 on x - K, two-level sums), LayerNorm folded in after the loop:
 //                            proj(LN(x)) = rstd * (W (x-K) - (mean-K) W 1); the frame-1 warp hands its
 //                            part to the frame-0 warp through shared memory; u (P, HW, D) fp32.
-//   B  ti_sp_weights_kernel  per (pair, band of <= kSpBand patch tokens), one warp per token: pair
-//                            weights from u (L2) -> (P, HW, 2G), partial CLS sums per band
+//   B  ti_sp_weights_lane_kernel  per (pair, band of kSpLTok patch tokens), 4 threads per token, u of the
+//                            band and its reach in shared memory: pair weights -> (P, HW, 2G), partial CLS
+//                            sums per band; where its tile does not fit, ti_sp_weights_kernel (one warp
+//                            per token, u from L2, bands of kSpBand tokens)
 //   C  ti_sp_blend_kernel    every patch token's 16-byte vectors blended straight from global memory
 //                            (kSpBatch vectors of both frames in flight per thread); CTA b < P also
 //                            blends the CLS token of pair b (mean of the band partials, or 1/2)
@@ -1285,100 +1287,106 @@ __global__ void __launch_bounds__(kSpBand * 32, 4) ti_sp_weights_kernel(KParams 
   }
 }
 
-// Tiled weights kernel (kSpWeightsTiled): CTA = (pair, band of spw_rb grid rows). The band's u rows plus
-// a halo of dmax rows each side (clipped to the grid) are loaded once into shared memory (coalesced),
-// with the depthwise kernels; then one thread per (token, channel): GELU of u and of the S dilated
-// convs -> feature tile; one thread per (token, logit): proj_out over the (S+1) D features; one thread
-// per (token, group): softmax / sigmoid. Writes the pair weights (P, HW, 2G) and one partial CLS sum
-// per band (fixed order; sp_nb = number of bands). Dynamic shared memory, see spwSmem().
-constexpr int kSpWThreads = 256;
-__global__ void __launch_bounds__(kSpWThreads) ti_sp_weights_tiled_kernel(KParams const p) {
-  extern __shared__ float4 spw_sm4[];
-  float* const sm = reinterpret_cast<float*>(spw_sm4);
+// Lane weights kernel (the split path's default where its tile fits): CTA = (pair, band of kSpLTok patch
+// tokens), 4 threads per token, each a quarter of the D channels. The band's u rows plus the convolutions'
+// reach on each side go to shared memory (stride spl_dp = D | 1: the 8 tokens x 4 quarters of a warp hit
+// distinct banks), with the depthwise taps, their biases and W_out. A thread computes its token's 3x3
+// neighbour offsets once per scale (off-grid taps weighted 0) and runs them over its channels: GELU of u
+// and of the S dilated convs, times W_out, summed over its channels; the 4 quarters are summed by
+// shuffles ((q0 + q1) + (q2 + q3)), then softmax / sigmoid. Writes the pair weights (P, HW, 2G) and one
+// partial CLS sum per band (fixed order; sp_nb = bands per pair). Dynamic shared memory: splSmem().
+constexpr int kSpLTok = 64;
+constexpr int kSpLThreads = 4 * kSpLTok;
+template <int MG2>
+__global__ void __launch_bounds__(kSpLThreads) ti_sp_weights_lane_kernel(KParams const p) {
+  extern __shared__ float4 spl_sm4[];
+  float* const sm = reinterpret_cast<float*>(spl_sm4);
   int const pair = int(blockIdx.y), band = int(blockIdx.x), tid = threadIdx.x;
-  int const D = p.D, W = p.W, H = p.H, S = p.S, G2 = 2 * p.G, KSp = p.spw_ksp;
-  int const r0 = band * p.spw_rb, r1 = min(H, r0 + p.spw_rb);
-  int const hr0 = max(0, r0 - p.dmax), hr1 = min(H, r1 + p.dmax);
-  int const nhal = (hr1 - hr0) * W, nown = (r1 - r0) * W, t0 = r0 * W;
-  float* const us = sm;                                   // (nhal, D) halo tile of u
-  float* const kw = us + ((size_t(nhal) * D + 3) & ~size_t(3));  // (S, 9, D) depthwise kernels
-  float* const kb = kw + S * 9 * D;                       // (S, D) depthwise biases
-  float* const hf = kb + S * D;                           // (nown, KSp) GELU features
-  float* const lg = hf + nown * KSp;                      // (nown, 2G) logits, then weights
+  int const D = p.D, W = p.W, H = p.H, HW = p.HW, S = p.S, G2 = 2 * p.G, Dp = p.spl_dp, reach = p.spl_reach;
+  int const t0 = band * kSpLTok, nown = min(kSpLTok, HW - t0);
+  int const h0 = max(0, t0 - reach), h1 = min(HW, t0 + nown + reach), nhal = h1 - h0;
+  int const nhalMax = min(HW, kSpLTok + 2 * reach);
+  float* const us = sm;                     // (nhal, Dp) u of the band and its reach
+  float* const kw = us + nhalMax * Dp;      // (S, 9, D) depthwise taps
+  float* const kb = kw + S * 9 * D;         // (S, D) their biases
+  float* const wo = kb + S * D;             // ((1 + S) D, 2G) W_out
+  float* const wt = wo + (1 + S) * D * G2;  // (kSpLTok, 2G) the band's weights
   {
-    float const* src = p.ws_u + (size_t(pair) * p.HW + size_t(hr0) * W) * D;
-    int const n = nhal * D;
-    int n4 = 0;
-    if ((reinterpret_cast<uintptr_t>(src) & 15) == 0) {
-      n4 = n >> 2;
-      for (int i = tid; i < n4; i += kSpWThreads) spw_sm4[i] = __ldg(reinterpret_cast<float4 const*>(src) + i);
-      n4 <<= 2;
+    float const* src = p.ws_u + (size_t(pair) * HW + h0) * D;
+    for (int i = tid; i < nhal * D; i += kSpLThreads) {
+      int const tk = i / D;
+      us[tk * Dp + (i - tk * D)] = __ldg(src + i);
     }
-    for (int i = n4 + tid; i < n; i += kSpWThreads) us[i] = __ldg(src + i);
-    for (int i = tid; i < S * D * 9; i += kSpWThreads) {
+    for (int i = tid; i < S * D * 9; i += kSpLThreads) {
       int const sd = i / 9, k = i - sd * 9, sc = sd / D, d = sd - sc * D;
       kw[(sc * 9 + k) * D + d] = __ldg(p.dw_w + i);
     }
-    for (int i = tid; i < S * D; i += kSpWThreads) kb[i] = __ldg(p.dw_b + i);
+    for (int i = tid; i < S * D; i += kSpLThreads) kb[i] = __ldg(p.dw_b + i);
+    for (int i = tid; i < (1 + S) * D * G2; i += kSpLThreads) wo[i] = __ldg(p.w_out + i);
   }
   __syncthreads();
-  for (int e = tid; e < nown * D; e += kSpWThreads) {
-    int const tl = e / D, d = e - tl * D, t = t0 + tl, i = t / W, j = t - i * W;
-    float* const h = hf + tl * KSp;
-    h[d] = gelu(us[(t - hr0 * W) * D + d]);
+  int const tl = tid >> 2, q = tid & 3, t = t0 + tl;
+  int const dq = (D + 3) >> 2, d0 = min(D, q * dq), d1 = min(D, d0 + dq);
+  float lp[MG2];
+#pragma unroll
+  for (int e = 0; e < MG2; ++e) lp[e] = 0.f;
+  if (tl < nown) {
+    int const i = t / W, j = t - i * W;
+    float const* const uc = us + (t - h0) * Dp;
+    for (int d = d0; d < d1; ++d) {
+      float const h = gelu(uc[d]);
+#pragma unroll
+      for (int e = 0; e < MG2; ++e)
+        if (e < G2) lp[e] = fmaf(h, wo[d * G2 + e], lp[e]);
+    }
     for (int sc = 0; sc < S; ++sc) {
       int const dl = sc == 0 ? p.dil[0] : sc == 1 ? p.dil[1] : sc == 2 ? p.dil[2] : p.dil[3];  // no local copy
-      float acc = kb[sc * D + d];
-      float const* k = kw + sc * 9 * D + d;
+      int off[9];
+      unsigned in = 0;
 #pragma unroll
-      for (int a = 0; a < 3; ++a) {
-        int const ii = i + (a - 1) * dl;
-        if (ii < 0 || ii >= H) continue;
+      for (int a = 0; a < 3; ++a)
 #pragma unroll
         for (int b = 0; b < 3; ++b) {
-          int const jj = j + (b - 1) * dl;
-          if (jj < 0 || jj >= W) continue;
-          acc = fmaf(k[(a * 3 + b) * D], us[((ii - hr0) * W + jj) * D + d], acc);
+          int const ii = i + (a - 1) * dl, jj = j + (b - 1) * dl;
+          bool const v = ii >= 0 && ii < H && jj >= 0 && jj < W;
+          off[a * 3 + b] = ((v ? ii * W + jj : t) - h0) * Dp;
+          in |= unsigned(v) << (a * 3 + b);
         }
+      float const* const k = kw + sc * 9 * D;
+      float const* const w2 = wo + (1 + sc) * D * G2;
+      for (int d = d0; d < d1; ++d) {
+        float acc = kb[sc * D + d];
+#pragma unroll
+        for (int e = 0; e < 9; ++e) acc = fmaf((in >> e) & 1u ? k[e * D + d] : 0.f, us[off[e] + d], acc);
+        float const h = gelu(acc);
+#pragma unroll
+        for (int e = 0; e < MG2; ++e)
+          if (e < G2) lp[e] = fmaf(h, w2[d * G2 + e], lp[e]);
       }
-      h[(1 + sc) * D + d] = gelu(acc);
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < MG2; ++e) {
+    lp[e] += __shfl_xor_sync(0xffffffffu, lp[e], 1);
+    lp[e] += __shfl_xor_sync(0xffffffffu, lp[e], 2);
+  }
+  if (q == 0 && tl < nown) {
+#pragma unroll
+    for (int g = 0; g < MG2 / 2; ++g) {
+      if (2 * g >= G2) break;
+      float w0, w1;
+      pair_weights(lp[2 * g] + __ldg(p.b_out + 2 * g), lp[2 * g + 1] + __ldg(p.b_out + 2 * g + 1), p.softmax, w0, w1);
+      wt[tl * G2 + 2 * g] = w0;
+      wt[tl * G2 + 2 * g + 1] = w1;
     }
   }
   __syncthreads();
-  int const KS = (S + 1) * D;
-  for (int e = tid; e < nown * G2; e += kSpWThreads) {
-    int const tl = e / G2, q = e - tl * G2;
-    float const* h = hf + tl * KSp;
-    float const* wo = p.w_out + q;
-    float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
-    int k = 0;
-    for (; k + 4 <= KS; k += 4) {
-      a0 = fmaf(h[k], __ldg(wo + k * G2), a0);
-      a1 = fmaf(h[k + 1], __ldg(wo + (k + 1) * G2), a1);
-      a2 = fmaf(h[k + 2], __ldg(wo + (k + 2) * G2), a2);
-      a3 = fmaf(h[k + 3], __ldg(wo + (k + 3) * G2), a3);
-    }
-    for (; k < KS; ++k) a0 = fmaf(h[k], __ldg(wo + k * G2), a0);
-    lg[e] = ((a0 + a1) + (a2 + a3)) + __ldg(p.b_out + q);
-  }
-  __syncthreads();
-  int const G = p.G;
-  for (int e = tid; e < nown * G; e += kSpWThreads) {
-    int const tl = e / G, g = e - tl * G;
-    float* const l = lg + tl * G2 + 2 * g;
-    float const l0 = l[0], l1 = l[1];
-    float w0, w1;
-    pair_weights(l0, l1, p.softmax, w0, w1);
-    l[0] = w0;
-    l[1] = w1;
-  }
-  __syncthreads();
-  float* const wt = p.ws_wt + (size_t(pair) * p.HW + t0) * G2;
-  for (int e = tid; e < nown * G2; e += kSpWThreads) wt[e] = lg[e];
+  float* const dst = p.ws_wt + (size_t(pair) * HW + t0) * G2;
+  for (int e = tid; e < nown * G2; e += kSpLThreads) dst[e] = wt[e];
   if (tid < G2) {  // partial CLS sum of the band, fixed order
-    float s = 0.f;
-    for (int k = 0; k < nown; ++k) s += lg[k * G2 + tid];
-    p.ws_w[(size_t(pair) * p.sp_nb + band) * G2 + tid] = s;
+    float sum = 0.f;
+    for (int k = 0; k < nown; ++k) sum += wt[k * G2 + tid];
+    p.ws_w[(size_t(pair) * p.sp_nb + band) * G2 + tid] = sum;
   }
 }
 
@@ -2178,32 +2186,14 @@ SpGeom spGeom(TIShape const& s, int es) {
   g.ny = ceilDiv(s.D, 8 * g.nt);
   return g;
 }
-// Weights kernel of the split path: true -> ti_sp_weights_tiled_kernel (one CTA per (pair, row band),
-// u tile in shared memory) where its tile fits; false -> ti_sp_weights_kernel (one warp per token)
-// everywhere. One-line switch.
-constexpr bool kSpWeightsTiled = true;
-struct SpwGeom {
-  int rb = 0, nrb = 0, ksp = 0;
-  size_t smem = 0;
-};
-size_t spwSmem(TIShape const& s, int rb, int ksp) {
-  int const dmax = dilMax(s), W = s.W, D = s.D;
-  size_t const nhal = size_t(std::min(s.H, rb + 2 * dmax)) * W, nown = size_t(rb) * W;
-  size_t const fl = ((nhal * D + 3) & ~size_t(3)) + size_t(s.S) * 10 * D + nown * ksp + nown * 2 * s.G;
-  return fl * 4;
-}
-// false: use the per-token kernel (switch off, tile too large, more bands than workspace partial slots)
-bool spwGeom(TIShape const& s, size_t maxSmem, SpwGeom* g) {
-  if (!kSpWeightsTiled || s.H <= 0 || s.W <= 0) return false;
-  int const KS = (s.S + 1) * s.D;
-  g->ksp = KS | 1;  // odd stride: the tokens of a warp hit distinct banks
-  int rb = std::min(s.H, std::max(1, ceilDiv(32, s.W)));
-  while (rb > 1 && spwSmem(s, rb, g->ksp) > maxSmem) --rb;
-  if (spwSmem(s, rb, g->ksp) > maxSmem) return false;
-  g->rb = rb;
-  g->nrb = ceilDiv(s.H, rb);
-  g->smem = spwSmem(s, rb, g->ksp);
-  return g->nrb <= ceilDiv(s.H * s.W, kSpBand);
+// Lane weights kernel: shared memory for this shape (u of a band and its reach at an odd stride, taps,
+// biases, W_out, the band's weights); 0 where it does not fit maxSmem or the workspace's partial sums.
+size_t splSmem(TIShape const& s, size_t maxSmem) {
+  int const HW = s.H * s.W, reach = std::min(HW, dilMax(s) * s.W + dilMax(s)), Dp = s.D | 1, G2 = 2 * s.G;
+  size_t const nhal = size_t(std::min(HW, kSpLTok + 2 * reach));
+  size_t const fl = nhal * Dp + size_t(s.S) * 10 * s.D + size_t(1 + s.S) * s.D * G2 + size_t(kSpLTok) * G2;
+  size_t const bytes = fl * 4;
+  return (bytes <= maxSmem && ceilDiv(HW, kSpLTok) <= ceilDiv(HW, kSpBand)) ? bytes : 0;
 }
 size_t spFragEntries(SpGeom const& g) { return size_t(2) * g.nch * g.ny * g.nt * 32; }
 // workspace layout of the split path: u | pair weights | band partial sums | W_in fragments | column sums
@@ -2534,29 +2524,32 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
       dim3 const g0(unsigned(fragBlocks + 2 * sg.ny * 8 * sg.nt));
       dim3 const ga(unsigned(ceilDiv(s.P * p.HW, 16 * kSpWarps / 2)), unsigned(sg.ny));
       dim3 gw(unsigned(sg.nb), unsigned(s.P));
-      SpwGeom wg;
-      bool tiled = false;
+      size_t lane = 0;  // lane weights kernel: its shared memory (0: the warp-per-token kernel instead)
       {
         int dev = 0, optin = 48 * 1024;
         if (cudaGetDevice(&dev) == cudaSuccess)
           cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-        tiled = spwGeom(s, size_t(optin), &wg);
-        if (tiled && wg.smem > 48 * 1024 &&
-            cudaFuncSetAttribute(ti_sp_weights_tiled_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 int(wg.smem)) != cudaSuccess) {
-          cudaGetLastError();
-          tiled = false;
+        char const* force = std::getenv("INTI_TI_SP_WEIGHTS");  // "warp": the fallback kernel (tests, benchmarks)
+        if (!force || std::strcmp(force, "warp") != 0) lane = splSmem(s, size_t(optin));
+        if (lane > 48 * 1024) {
+          auto fn = s.G == 1 ? ti_sp_weights_lane_kernel<2> : ti_sp_weights_lane_kernel<kMaxG2>;
+          if (cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(lane)) != cudaSuccess) {
+            cudaGetLastError();
+            lane = 0;
+          }
         }
-        if (tiled) {
-          p.sp_nb = wg.nrb;  // one partial CLS sum per row band
-          p.spw_rb = wg.rb;
-          p.spw_ksp = wg.ksp;
-          gw = dim3(unsigned(wg.nrb), unsigned(s.P));
+        if (lane) {
+          p.sp_nb = ceilDiv(p.HW, kSpLTok);  // one partial CLS sum per band
+          p.spl_reach = std::min(p.HW, p.dmax * s.W + p.dmax);
+          p.spl_dp = s.D | 1;
+          gw = dim3(unsigned(p.sp_nb), unsigned(s.P));
         }
       }
       auto weights = [&]() {
-        if (tiled)
-          ti_sp_weights_tiled_kernel<<<gw, kSpWThreads, wg.smem, stream>>>(p);
+        if (lane && s.G == 1)
+          ti_sp_weights_lane_kernel<2><<<gw, kSpLThreads, lane, stream>>>(p);
+        else if (lane)
+          ti_sp_weights_lane_kernel<kMaxG2><<<gw, kSpLThreads, lane, stream>>>(p);
         else
           ti_sp_weights_kernel<<<gw, kSpBand * 32, 0, stream>>>(p);
       };
