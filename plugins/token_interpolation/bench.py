@@ -70,6 +70,17 @@ def l2_flusher(mode: str = "read", nbytes: int = 256 << 20):
     return (lambda: buf.sum()) if mode == "read" else buf.zero_
 
 
+def with_env(name: str, value: str, fn):
+    """fn, run with the environment variable name set to value (switches the kernels read at each launch)."""
+    def run():
+        os.environ[name] = value
+        try:
+            return fn()
+        finally:
+            del os.environ[name]
+    return run
+
+
 def time_one(fn, flush) -> float:
     """GPU time of fn() alone: L2 flushed first (``flush()``, from l2_flusher); the GPU is kept busy
     (sleep kernel) while the host enqueues, so launch gaps of multi-kernel variants (eager) are not
@@ -146,26 +157,21 @@ def main() -> None:
             pv = kernels.plan(x, base, path="fused", variant=var)
             if pv["path"] == "fused" and pv["variant"] == var and var != plan.get("variant"):
                 variants[var] = (lambda var=var: kernels.token_interpolation(x, base, path="fused", variant=var))
+
+        def split():
+            return kernels.token_interpolation(x, base, variant="split")
+
+        def tile():
+            return kernels.token_interpolation(x, base, variant="tile")
+
         if plan.get("path") != "split" and kernels.plan(x, base, variant="split")["path"] == "split":
-            variants["split"] = lambda: kernels.token_interpolation(x, base, variant="split")
+            variants["split"] = split
         if plan.get("path") != "tile" and kernels.plan(x, base, variant="tile")["path"] == "tile":
-            variants["tile"] = lambda: kernels.token_interpolation(x, base, variant="tile")
+            variants["tile"] = tile
         for wk in ("warp",) if args.sp_weights and plan.get("path") == "split" else ():
-            def split_weights(wk=wk):
-                os.environ["INTI_TI_SP_WEIGHTS"] = wk
-                try:
-                    return kernels.token_interpolation(x, base, variant="split")
-                finally:
-                    del os.environ["INTI_TI_SP_WEIGHTS"]
-            variants[f"split-{wk}w"] = split_weights
+            variants[f"split-{wk}w"] = with_env("INTI_TI_SP_WEIGHTS", wk, split)
         for ri in ("16", "8") if args.tile_rows else ():
-            def tile_rows(ri=ri):
-                os.environ["INTI_TI_TILE_ROWS"] = ri
-                try:
-                    return kernels.token_interpolation(x, base, variant="tile")
-                finally:
-                    del os.environ["INTI_TI_TILE_ROWS"]
-            variants[f"tile{ri}"] = tile_rows
+            variants[f"tile{ri}"] = with_env("INTI_TI_TILE_ROWS", ri, tile)
         variants["fallback"] = lambda: kernels.token_interpolation(x, base, path="fallback")
         variants["eager"] = lambda: m(x)
         compile_s = None
