@@ -973,7 +973,8 @@ __global__ void __launch_bounds__(256) ti_fb_blend_kernel(KParams const p) {
 //   C  ti_sp_blend_kernel    every patch token's 16-byte vectors blended straight from global memory
 //                            (kSpBatch vectors of both frames in flight per thread); CTA b < P also
 //                            blends the CLS token of pair b (mean of the band partials, or 1/2)
-// x is read twice (A, C) and out written once: 4/3 of the fused bytes, at streaming efficiency.
+// x is read twice (A, C) and out written once: 5/3 of the fused bytes (at most 60% of copy bandwidth),
+// at streaming efficiency.
 // ---------------------------------------------------------------------------------------------
 constexpr int kSpWarps = 4;   // projection CTA: 2 m-tiles (32 rows) x 2 frames
 constexpr int kSpBand = 8;    // weights: patch tokens per CTA (one warp each)

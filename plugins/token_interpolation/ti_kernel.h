@@ -16,7 +16,7 @@
 //                    weights are reduced across the cluster in six barrier phases.
 //   split    (sm_80+, C*sizeof(dtype) % 16 == 0; variant kVariantSplit, the default of every dtype): streaming
 //            kernels: W_in packed for mma, projection on tensor cores with LayerNorm folded in (x read
-//            once), pair weights, blend + CLS (x read again); no clusters; 4/3 of the fused bytes.
+//            once), pair weights, blend + CLS (x read again); no clusters; 5/3 of the fused bytes.
 //   tile     (sm_80+, C*sizeof(dtype) % 16 == 0, D <= 64; variant kVariantTile, not a default): one CTA per
 //            tile of 16 (or 8) patch tokens of a pair; x read from DRAM once into shared memory,
 //            projection on tensor cores (16-bit: LayerNorm statistics on tensor cores too), u through L2,
