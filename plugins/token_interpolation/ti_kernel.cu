@@ -58,7 +58,7 @@ struct KParams {
   int o_st, o_red, o_u, o_w, o_twsum;
   // split path (ti_sp_*): weight bands per pair, W_in chunks per frame, column blocks, n-tiles per block
   int sp_nb, sp_nch, sp_ny, sp_nt;
-  int spl_reach, spl_dp;  // lane weights kernel: tokens the convolutions reach, padded u stride (odd)
+  int spl_reach, spl_dp, spl_dpad;  // lane weights kernel: tokens the convolutions reach, u stride, padded D
   uint4 const* wpack;     // packed W_in fragments (workspace)
   float const* wcolsum;   // (2, D) column sums of the packed W_in (workspace)
   // fallback workspace
@@ -1289,13 +1289,17 @@ __global__ void __launch_bounds__(kSpBand * 32, 4) ti_sp_weights_kernel(KParams 
 }
 
 // Lane weights kernel (the split path's default where its tile fits): CTA = (pair, band of kSpLTok patch
-// tokens), 4 threads per token, each a quarter of the D channels. The band's u rows plus the convolutions'
-// reach on each side go to shared memory (stride spl_dp = D | 1: the 8 tokens x 4 quarters of a warp hit
-// distinct banks), with the depthwise taps, their biases and W_out. A thread computes its token's 3x3
-// neighbour offsets once per scale (off-grid taps weighted 0) and runs them over its channels: GELU of u
-// and of the S dilated convs, times W_out, summed over its channels; the 4 quarters are summed by
-// shuffles ((q0 + q1) + (q2 + q3)), then softmax / sigmoid. Writes the pair weights (P, HW, 2G) and one
-// partial CLS sum per band (fixed order; sp_nb = bands per pair). Dynamic shared memory: splSmem().
+// tokens), 4 threads per token. The D channels are padded to spl_dpad = 4 * (a multiple of 4 channels per
+// quarter), quarter q owns channels [q * spl_dpad / 4, (q + 1) * spl_dpad / 4) and runs them 4 at a time
+// with 16-byte shared-memory loads. Shared memory: the band's u rows plus the convolutions' reach on each
+// side (stride spl_dp: a multiple of 4 chosen by the host so that the 8 threads of a load phase, 2 tokens x
+// 4 quarters, hit distinct banks), then one row of zeros that off-grid taps point at, the depthwise taps
+// (S, 9, dpad), their biases (S, dpad) and W_out ((1 + S) dpad, 2G), padding channels zero. A thread
+// computes its token's 3x3 neighbour offsets once per scale and runs them over its channels: GELU of u and
+// of the S dilated convs, times W_out, summed over its channels in order; the 4 quarters are summed by
+// shuffles ((q0 + q1) + (q2 + q3)), then softmax / sigmoid. Each channel's convolution is the same fmaf
+// chain as the reference order (bias, then taps 0..8). Writes the pair weights (P, HW, 2G) and one partial
+// CLS sum per band (fixed order; sp_nb = bands per pair). Dynamic shared memory: splSmem().
 constexpr int kSpLTok = 64;
 constexpr int kSpLThreads = 4 * kSpLTok;
 template <int MG2>
@@ -1303,66 +1307,99 @@ __global__ void __launch_bounds__(kSpLThreads) ti_sp_weights_lane_kernel(KParams
   extern __shared__ float4 spl_sm4[];
   float* const sm = reinterpret_cast<float*>(spl_sm4);
   int const pair = int(blockIdx.y), band = int(blockIdx.x), tid = threadIdx.x;
-  int const D = p.D, W = p.W, H = p.H, HW = p.HW, S = p.S, G2 = 2 * p.G, Dp = p.spl_dp, reach = p.spl_reach;
+  int const D = p.D, W = p.W, H = p.H, HW = p.HW, S = p.S, G2 = 2 * p.G, Dp = p.spl_dp, Dq = p.spl_dpad,
+            reach = p.spl_reach;
   int const t0 = band * kSpLTok, nown = min(kSpLTok, HW - t0);
   int const h0 = max(0, t0 - reach), h1 = min(HW, t0 + nown + reach), nhal = h1 - h0;
   int const nhalMax = min(HW, kSpLTok + 2 * reach);
-  float* const us = sm;                     // (nhal, Dp) u of the band and its reach
-  float* const kw = us + nhalMax * Dp;      // (S, 9, D) depthwise taps
-  float* const kb = kw + S * 9 * D;         // (S, D) their biases
-  float* const wo = kb + S * D;             // ((1 + S) D, 2G) W_out
-  float* const wt = wo + (1 + S) * D * G2;  // (kSpLTok, 2G) the band's weights
+  float* const us = sm;                           // (nhalMax + 1, Dp) u of the band and its reach, zero row
+  float* const kw = us + (nhalMax + 1) * Dp;      // (S, 9, Dq) depthwise taps
+  float* const kb = kw + S * 9 * Dq;              // (S, Dq) their biases
+  float* const wo = kb + S * Dq;                  // ((1 + S) Dq, 2G) W_out
+  float* const wt = wo + (1 + S) * Dq * G2;       // (kSpLTok, 2G) the band's weights
   {
     float const* src = p.ws_u + (size_t(pair) * HW + h0) * D;
-    for (int i = tid; i < nhal * D; i += kSpLThreads) {
-      int const tk = i / D;
-      us[tk * Dp + (i - tk * D)] = __ldg(src + i);
+    if (Dq == D && D <= 4 * kSpLThreads && (reinterpret_cast<uintptr_t>(p.ws_u) & 15) == 0) {  // 16-byte vectors
+      int const nv = D >> 2, rpi = kSpLThreads / nv, r = tid / nv, c = tid - r * nv;
+      if (r < rpi)
+        for (int tk = r; tk < nhal; tk += rpi)
+          reinterpret_cast<float4*>(us + tk * Dp)[c] = __ldg(reinterpret_cast<float4 const*>(src + tk * D) + c);
+    } else {
+      for (int i = tid; i < nhal * Dq; i += kSpLThreads) {
+        int const tk = i / Dq, d = i - tk * Dq;
+        us[tk * Dp + d] = d < D ? __ldg(src + tk * D + d) : 0.f;
+      }
     }
-    for (int i = tid; i < S * D * 9; i += kSpLThreads) {
-      int const sd = i / 9, k = i - sd * 9, sc = sd / D, d = sd - sc * D;
-      kw[(sc * 9 + k) * D + d] = __ldg(p.dw_w + i);
+    for (int i = tid; i < Dq; i += kSpLThreads) us[nhalMax * Dp + i] = 0.f;
+    for (int i = tid; i < S * 9 * Dq; i += kSpLThreads) {  // (sc, k, d) <- dw_w (sc, d, k)
+      int const sk = i / Dq, d = i - sk * Dq, sc = sk / 9, k = sk - sc * 9;
+      kw[i] = d < D ? __ldg(p.dw_w + (sc * D + d) * 9 + k) : 0.f;
     }
-    for (int i = tid; i < S * D; i += kSpLThreads) kb[i] = __ldg(p.dw_b + i);
-    for (int i = tid; i < (1 + S) * D * G2; i += kSpLThreads) wo[i] = __ldg(p.w_out + i);
+    for (int i = tid; i < S * Dq; i += kSpLThreads) {
+      int const sc = i / Dq, d = i - sc * Dq;
+      kb[i] = d < D ? __ldg(p.dw_b + sc * D + d) : 0.f;
+    }
+    for (int i = tid; i < (1 + S) * Dq * G2; i += kSpLThreads) {
+      int const fd = i / G2, e = i - fd * G2, f = fd / Dq, d = fd - f * Dq;
+      wo[i] = d < D ? __ldg(p.w_out + (f * D + d) * G2 + e) : 0.f;
+    }
   }
   __syncthreads();
   int const tl = tid >> 2, q = tid & 3, t = t0 + tl;
-  int const dq = (D + 3) >> 2, d0 = min(D, q * dq), d1 = min(D, d0 + dq);
+  int const dq = Dq >> 2, d0 = q * dq, d1 = d0 + dq;
   float lp[MG2];
 #pragma unroll
   for (int e = 0; e < MG2; ++e) lp[e] = 0.f;
+  // lp += GELU(h) . W_out rows fd .. fd+3
+  auto head = [&](float4 const h, int const fd) {
+    if constexpr (MG2 == 2) {
+      float4 const w01 = *reinterpret_cast<float4 const*>(wo + fd * 2), w23 = *reinterpret_cast<float4 const*>(wo + fd * 2 + 4);
+      float const g0 = gelu(h.x), g1 = gelu(h.y), g2 = gelu(h.z), g3 = gelu(h.w);
+      lp[0] = fmaf(g0, w01.x, lp[0]);
+      lp[1] = fmaf(g0, w01.y, lp[1]);
+      lp[0] = fmaf(g1, w01.z, lp[0]);
+      lp[1] = fmaf(g1, w01.w, lp[1]);
+      lp[0] = fmaf(g2, w23.x, lp[0]);
+      lp[1] = fmaf(g2, w23.y, lp[1]);
+      lp[0] = fmaf(g3, w23.z, lp[0]);
+      lp[1] = fmaf(g3, w23.w, lp[1]);
+    } else {
+      float const g[4] = {gelu(h.x), gelu(h.y), gelu(h.z), gelu(h.w)};
+#pragma unroll
+      for (int c = 0; c < 4; ++c)
+#pragma unroll
+        for (int e = 0; e < MG2; ++e)
+          if (e < G2) lp[e] = fmaf(g[c], wo[(fd + c) * G2 + e], lp[e]);
+    }
+  };
   if (tl < nown) {
     int const i = t / W, j = t - i * W;
     float const* const uc = us + (t - h0) * Dp;
-    for (int d = d0; d < d1; ++d) {
-      float const h = gelu(uc[d]);
-#pragma unroll
-      for (int e = 0; e < MG2; ++e)
-        if (e < G2) lp[e] = fmaf(h, wo[d * G2 + e], lp[e]);
-    }
+    for (int d = d0; d < d1; d += 4) head(*reinterpret_cast<float4 const*>(uc + d), d);
     for (int sc = 0; sc < S; ++sc) {
       int const dl = sc == 0 ? p.dil[0] : sc == 1 ? p.dil[1] : sc == 2 ? p.dil[2] : p.dil[3];  // no local copy
       int off[9];
-      unsigned in = 0;
 #pragma unroll
       for (int a = 0; a < 3; ++a)
 #pragma unroll
         for (int b = 0; b < 3; ++b) {
           int const ii = i + (a - 1) * dl, jj = j + (b - 1) * dl;
           bool const v = ii >= 0 && ii < H && jj >= 0 && jj < W;
-          off[a * 3 + b] = ((v ? ii * W + jj : t) - h0) * Dp;
-          in |= unsigned(v) << (a * 3 + b);
+          off[a * 3 + b] = (v ? ii * W + jj - h0 : nhalMax) * Dp;  // off-grid: the zero row
         }
-      float const* const k = kw + sc * 9 * D;
-      float const* const w2 = wo + (1 + sc) * D * G2;
-      for (int d = d0; d < d1; ++d) {
-        float acc = kb[sc * D + d];
+      float const* const k = kw + sc * 9 * Dq;
+      for (int d = d0; d < d1; d += 4) {
+        float4 acc = *reinterpret_cast<float4 const*>(kb + sc * Dq + d);
 #pragma unroll
-        for (int e = 0; e < 9; ++e) acc = fmaf((in >> e) & 1u ? k[e * D + d] : 0.f, us[off[e] + d], acc);
-        float const h = gelu(acc);
-#pragma unroll
-        for (int e = 0; e < MG2; ++e)
-          if (e < G2) lp[e] = fmaf(h, w2[d * G2 + e], lp[e]);
+        for (int e = 0; e < 9; ++e) {
+          float4 const kk = *reinterpret_cast<float4 const*>(k + e * Dq + d);
+          float4 const uu = *reinterpret_cast<float4 const*>(us + off[e] + d);
+          acc.x = fmaf(kk.x, uu.x, acc.x);
+          acc.y = fmaf(kk.y, uu.y, acc.y);
+          acc.z = fmaf(kk.z, uu.z, acc.z);
+          acc.w = fmaf(kk.w, uu.w, acc.w);
+        }
+        head(acc, (1 + sc) * Dq + d);
       }
     }
   }
@@ -2187,12 +2224,28 @@ SpGeom spGeom(TIShape const& s, int es) {
   g.ny = ceilDiv(s.D, 8 * g.nt);
   return g;
 }
-// Lane weights kernel: shared memory for this shape (u of a band and its reach at an odd stride, taps,
+// Lane weights kernel: channels padded to 4 per quarter-step (dpad), and the u row stride (a multiple of 4
+// floats >= dpad) under which the 8 threads of a 16-byte load phase (2 neighbouring tokens x 4 quarters)
+// share the fewest 16-byte bank groups.
+int splDpad(int D) { return 4 * ((ceilDiv(D, 4) + 3) & ~3); }
+int splStride(int D) {
+  int const dpad = splDpad(D), m = dpad / 16;  // 16-byte groups between quarters
+  int best = dpad, bestWorst = 99;
+  for (int s = dpad / 4; s < dpad / 4 + 8; ++s) {
+    int cnt[8] = {0}, worst = 0;
+    for (int r = 0; r < 2; ++r)
+      for (int q = 0; q < 4; ++q) worst = std::max(worst, ++cnt[(r * s + q * m) & 7]);
+    if (worst < bestWorst) bestWorst = worst, best = 4 * s;
+  }
+  return best;
+}
+// Shared memory of the lane weights kernel for this shape (u of a band and its reach, a zero row, taps,
 // biases, W_out, the band's weights); 0 where it does not fit maxSmem or the workspace's partial sums.
 size_t splSmem(TIShape const& s, size_t maxSmem) {
-  int const HW = s.H * s.W, reach = std::min(HW, dilMax(s) * s.W + dilMax(s)), Dp = s.D | 1, G2 = 2 * s.G;
+  int const HW = s.H * s.W, reach = std::min(HW, dilMax(s) * s.W + dilMax(s)), G2 = 2 * s.G;
+  size_t const Dp = size_t(splStride(s.D)), Dq = size_t(splDpad(s.D));
   size_t const nhal = size_t(std::min(HW, kSpLTok + 2 * reach));
-  size_t const fl = nhal * Dp + size_t(s.S) * 10 * s.D + size_t(1 + s.S) * s.D * G2 + size_t(kSpLTok) * G2;
+  size_t const fl = (nhal + 1) * Dp + size_t(s.S) * 10 * Dq + size_t(1 + s.S) * Dq * G2 + size_t(kSpLTok) * G2;
   size_t const bytes = fl * 4;
   return (bytes <= maxSmem && ceilDiv(HW, kSpLTok) <= ceilDiv(HW, kSpBand)) ? bytes : 0;
 }
@@ -2542,7 +2595,8 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
         if (lane) {
           p.sp_nb = ceilDiv(p.HW, kSpLTok);  // one partial CLS sum per band
           p.spl_reach = std::min(p.HW, p.dmax * s.W + p.dmax);
-          p.spl_dp = s.D | 1;
+          p.spl_dp = splStride(s.D);
+          p.spl_dpad = splDpad(s.D);
           gw = dim3(unsigned(p.sp_nb), unsigned(s.P));
         }
       }
