@@ -224,6 +224,27 @@ def test_split_weights_kernels(case, weights, monkeypatch):
     assert err <= TOL[dtype], f"{case} {weights}: max|err| {err:.3g}"
 
 
+@pytest.mark.parametrize("weights", ["lane", "warp"])
+def test_split_path_pdl_matches_plain_launches(weights, monkeypatch):
+    """The split path's kernels after the first start as programmatic dependents of the one before (sm_90+):
+    the output is bit-identical to plain launches (INTI_TI_PDL=0) and to the reference within tolerance, for
+    every dtype, P=1 and many pairs, a grid with a partial band, and back-to-back calls on one workspace."""
+    monkeypatch.setenv("INTI_TI_SP_WEIGHTS", weights)
+    for C, grid, dtype, P in ((768, (14, 14), F16, 256), (768, (14, 14), F32, 64), (1024, (16, 16), BF16, 3),
+                              (96, (9, 11), F16, 1), (96, (9, 11), F32, 5)):
+        m = random_module(C, grid, {}, seed=C + P)
+        x = random_input(P, 1 + grid[0] * grid[1], C, dtype, seed=P)
+        assert kernels.plan(x, m, variant="split")["path"] == "split"
+        with torch.no_grad():
+            a = [kernels.token_interpolation(x, m, variant="split") for _ in range(3)]
+            monkeypatch.setenv("INTI_TI_PDL", "0")
+            b = kernels.token_interpolation(x, m, variant="split")
+            monkeypatch.delenv("INTI_TI_PDL")
+        for r in a:
+            assert torch.equal(r, b), (C, grid, dtype, P)
+        assert max_err(b, reference(m, x)) <= TOL[dtype]
+
+
 @pytest.mark.parametrize("rows", ["16", "8"])
 def test_tile_path_rows_deterministic_and_repeatable(rows, monkeypatch):
     """The tile path at both tile heights (INTI_TI_TILE_ROWS): bit-identical run to run (the CLS sum in

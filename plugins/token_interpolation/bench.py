@@ -122,6 +122,8 @@ def main() -> None:
     ap.add_argument("--sp-weights", action="store_true",
                     help="also time the split path with its fallback weights kernel (INTI_TI_SP_WEIGHTS=warp)")
     ap.add_argument("--tile-rows", action="store_true", help="also time the tile path at forced heights 16 and 8")
+    ap.add_argument("--no-pdl", action="store_true",
+                    help="also time the split path with plain launches (INTI_TI_PDL=0: no programmatic dependent launch)")
     args = ap.parse_args()
 
     if not kernels.available():
@@ -170,6 +172,8 @@ def main() -> None:
             variants["tile"] = tile
         for wk in ("warp",) if args.sp_weights and plan.get("path") == "split" else ():
             variants[f"split-{wk}w"] = with_env("INTI_TI_SP_WEIGHTS", wk, split)
+        if args.no_pdl and kernels.plan(x, base, variant="split")["path"] == "split":
+            variants["split-nopdl"] = with_env("INTI_TI_PDL", "0", split)
         for ri in ("16", "8") if args.tile_rows else ():
             variants[f"tile{ri}"] = with_env("INTI_TI_TILE_ROWS", ri, tile)
         variants["fallback"] = lambda: kernels.token_interpolation(x, base, path="fallback")

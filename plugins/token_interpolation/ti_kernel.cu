@@ -105,6 +105,21 @@ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return
 
 __device__ __forceinline__ float gelu(float v) { return 0.5f * v * (1.f + erff(v * 0.70710678118654752440f)); }
 
+// Programmatic dependent launch (sm_90+; the split path's kernels B, C, D after A): pdl_trigger lets the
+// next kernel of the stream, if launched with programmatic stream serialization, start its CTAs where room
+// frees up; pdl_wait blocks until the previous kernel has completed and its writes are visible (a no-op in a
+// kernel launched without the attribute, and below sm_90). Reads of a previous kernel's output come after it.
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // the pair's two weights from its two logits: softmax over the pair, or an independent sigmoid each
 __device__ __forceinline__ void pair_weights(float l0, float l1, bool softmax, float& w0, float& w1) {
   if (softmax) {
@@ -1067,6 +1082,7 @@ __global__ void __launch_bounds__(256) ti_sp_pack_kernel(KParams const p, int fr
   constexpr int VEC = 16 / int(sizeof(T));
   constexpr int CH = 4 * VEC;
   int const NT = p.sp_nt, ny = p.sp_ny, nch = p.sp_nch, Dp = ny * 8 * NT, C = p.C, D = p.D;
+  pdl_trigger();
   if (int(blockIdx.x) < fragBlocks) {
     int const i = int(blockIdx.x) * 256 + int(threadIdx.x);
     if (i < p.nzero) p.zero[i] = 0;  // tile path: its counters and flags
@@ -1130,6 +1146,7 @@ __device__ __forceinline__ void sp_project_rows(KParams const& p, T const* xa, T
     ba[i] = ld(xa, i);
     bb[i] = ld(xb, i);
   }
+  pdl_wait();  // the packed W_in and column sums (kernel 0); x is the op's input
   // shift K of rows a / b: the mean of their first chunk
   float Ka = 0.f, Kb = 0.f;
   {
@@ -1227,6 +1244,7 @@ __device__ __forceinline__ void sp_project_rows(KParams const& p, T const* xa, T
 template <typename T, int NT>
 __global__ void __launch_bounds__(kSpWarps * 32, sizeof(T) == 4 ? (NT <= 4 ? 5 : 3) : (NT <= 4 ? 6 : 4)) ti_sp_proj_kernel(KParams const p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  pdl_trigger();
   constexpr int VEC = 16 / int(sizeof(T));
   __shared__ float2 xch[kSpWarps / 2][2 * NT][32];  // the frame-1 warps' parts
   int const tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1276,6 +1294,8 @@ __global__ void __launch_bounds__(kSpBand * 32, 4) ti_sp_weights_kernel(KParams 
   int const pair = int(blockIdx.y), band = int(blockIdx.x), tid = threadIdx.x, warp = tid >> 5;
   int const G2 = 2 * p.G;
   int const ta = band * kSpBand, nt = min(p.HW - ta, kSpBand);
+  pdl_trigger();
+  pdl_wait();  // u (kernel A)
   float const* u = p.ws_u + size_t(pair) * p.HW * p.D;
   if (warp < nt) warp_token_weights(p, u, 0, p.D, ta + warp, wb + warp * G2);
   __syncthreads();
@@ -1317,19 +1337,8 @@ __global__ void __launch_bounds__(kSpLThreads) ti_sp_weights_lane_kernel(KParams
   float* const kb = kw + S * 9 * Dq;              // (S, Dq) their biases
   float* const wo = kb + S * Dq;                  // ((1 + S) Dq, 2G) W_out
   float* const wt = wo + (1 + S) * Dq * G2;       // (kSpLTok, 2G) the band's weights
-  {
-    float const* src = p.ws_u + (size_t(pair) * HW + h0) * D;
-    if (Dq == D && D <= 4 * kSpLThreads && (reinterpret_cast<uintptr_t>(p.ws_u) & 15) == 0) {  // 16-byte vectors
-      int const nv = D >> 2, rpi = kSpLThreads / nv, r = tid / nv, c = tid - r * nv;
-      if (r < rpi)
-        for (int tk = r; tk < nhal; tk += rpi)
-          reinterpret_cast<float4*>(us + tk * Dp)[c] = __ldg(reinterpret_cast<float4 const*>(src + tk * D) + c);
-    } else {
-      for (int i = tid; i < nhal * Dq; i += kSpLThreads) {
-        int const tk = i / Dq, d = i - tk * Dq;
-        us[tk * Dp + d] = d < D ? __ldg(src + tk * D + d) : 0.f;
-      }
-    }
+  pdl_trigger();
+  {  // the context network's parameters first: they do not depend on kernel A
     for (int i = tid; i < Dq; i += kSpLThreads) us[nhalMax * Dp + i] = 0.f;
     for (int i = tid; i < S * 9 * Dq; i += kSpLThreads) {  // (sc, k, d) <- dw_w (sc, d, k)
       int const sk = i / Dq, d = i - sk * Dq, sc = sk / 9, k = sk - sc * 9;
@@ -1342,6 +1351,19 @@ __global__ void __launch_bounds__(kSpLThreads) ti_sp_weights_lane_kernel(KParams
     for (int i = tid; i < (1 + S) * Dq * G2; i += kSpLThreads) {
       int const fd = i / G2, e = i - fd * G2, f = fd / Dq, d = fd - f * Dq;
       wo[i] = d < D ? __ldg(p.w_out + (f * D + d) * G2 + e) : 0.f;
+    }
+    pdl_wait();  // u (kernel A)
+    float const* src = p.ws_u + (size_t(pair) * HW + h0) * D;
+    if (Dq == D && D <= 4 * kSpLThreads && (reinterpret_cast<uintptr_t>(p.ws_u) & 15) == 0) {  // 16-byte vectors
+      int const nv = D >> 2, rpi = kSpLThreads / nv, r = tid / nv, c = tid - r * nv;
+      if (r < rpi)
+        for (int tk = r; tk < nhal; tk += rpi)
+          reinterpret_cast<float4*>(us + tk * Dp)[c] = __ldg(reinterpret_cast<float4 const*>(src + tk * D) + c);
+    } else {
+      for (int i = tid; i < nhal * Dq; i += kSpLThreads) {
+        int const tk = i / Dq, d = i - tk * Dq;
+        us[tk * Dp + d] = d < D ? __ldg(src + tk * D + d) : 0.f;
+      }
     }
   }
   __syncthreads();
@@ -1429,30 +1451,12 @@ __global__ void __launch_bounds__(kSpLThreads) ti_sp_weights_lane_kernel(KParams
 }
 
 template <typename T>
-__global__ void __launch_bounds__(256, 2) ti_sp_blend_kernel(KParams const p) {
+__global__ void __launch_bounds__(256, sizeof(T) == 4 ? 4 : 2) ti_sp_blend_kernel(KParams const p) {
   constexpr int VEC = 16 / int(sizeof(T));
   int const tid = threadIdx.x, G2 = 2 * p.G, C = p.C, N = p.N, HW = p.HW, nv = C / VEC;
   T const* const x = static_cast<T const*>(p.x);
   T* const out = static_cast<T*>(p.out);
-  if (int(blockIdx.x) < p.P) {  // the CLS token of pair blockIdx.x
-    __shared__ float wc[kMaxG2];
-    int const pair = int(blockIdx.x);
-    if (tid < G2) {
-      float v = 0.5f;
-      if (p.cls_mean) {
-        float s = 0.f;
-        for (int b = 0; b < p.sp_nb; ++b) s += p.ws_w[(size_t(pair) * p.sp_nb + b) * G2 + tid];
-        v = s / float(HW);
-      }
-      wc[tid] = v;
-    }
-    __syncthreads();
-    T const* x0 = x + size_t(pair) * 2 * N * C;
-    for (int v = tid; v < nv; v += 256) {
-      uint4 const a = ldg_stream(x0 + v * VEC), b = ldg_stream(x0 + size_t(N) * C + v * VEC);
-      *reinterpret_cast<uint4*>(out + size_t(pair) * N * C + v * VEC) = blend16<T>(a, b, wc, v * VEC, p.cpg, p.G);
-    }
-  }
+  // this thread's patch-token vectors of both frames: loaded before the pair weights are ready
   long long const total = (long long)p.P * HW * nv;
   uint4 a[kSpBatch], b[kSpBatch];
   int pt[kSpBatch], vv[kSpBatch];
@@ -1471,12 +1475,32 @@ __global__ void __launch_bounds__(256, 2) ti_sp_blend_kernel(KParams const p) {
       vv[k] = v;
     }
   }
+  pdl_wait();  // the pair weights and band sums (kernel B)
 #pragma unroll
   for (int k = 0; k < kSpBatch; ++k) {
     if (pt[k] < 0) continue;
     int const q = pt[k], pair = q / HW;
     *reinterpret_cast<uint4*>(out + (size_t(q) + pair + 1) * C + vv[k] * VEC) =
         blend16<T>(a[k], b[k], p.ws_wt + size_t(q) * G2, vv[k] * VEC, p.cpg, p.G);
+  }
+  if (int(blockIdx.x) < p.P) {  // the CLS token of pair blockIdx.x
+    __shared__ float wc[kMaxG2];
+    int const pair = int(blockIdx.x);
+    if (tid < G2) {
+      float v = 0.5f;
+      if (p.cls_mean) {
+        float s = 0.f;
+        for (int b = 0; b < p.sp_nb; ++b) s += p.ws_w[(size_t(pair) * p.sp_nb + b) * G2 + tid];
+        v = s / float(HW);
+      }
+      wc[tid] = v;
+    }
+    __syncthreads();
+    T const* x0 = x + size_t(pair) * 2 * N * C;
+    for (int v = tid; v < nv; v += 256) {
+      uint4 const a = ldg_stream(x0 + v * VEC), b = ldg_stream(x0 + size_t(N) * C + v * VEC);
+      *reinterpret_cast<uint4*>(out + size_t(pair) * N * C + v * VEC) = blend16<T>(a, b, wc, v * VEC, p.cpg, p.G);
+    }
   }
 }
 
@@ -2579,10 +2603,15 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
       dim3 const ga(unsigned(ceilDiv(s.P * p.HW, 16 * kSpWarps / 2)), unsigned(sg.ny));
       dim3 gw(unsigned(sg.nb), unsigned(s.P));
       size_t lane = 0;  // lane weights kernel: its shared memory (0: the warp-per-token kernel instead)
+      bool pdl = false;  // kernels A, B, C launched as programmatic dependents of the one before (sm_90+)
       {
-        int dev = 0, optin = 48 * 1024;
-        if (cudaGetDevice(&dev) == cudaSuccess)
+        int dev = 0, optin = 48 * 1024, major = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess) {
           cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+          cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+        }
+        char const* noPdl = std::getenv("INTI_TI_PDL");  // "0": plain launches (benchmarks)
+        pdl = major >= 9 && !(noPdl && std::strcmp(noPdl, "0") == 0);
         char const* force = std::getenv("INTI_TI_SP_WEIGHTS");  // "warp": the fallback kernel (tests, benchmarks)
         if (!force || std::strcmp(force, "warp") != 0) lane = splSmem(s, size_t(optin));
         if (lane > 48 * 1024) {
@@ -2600,46 +2629,62 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
           gw = dim3(unsigned(p.sp_nb), unsigned(s.P));
         }
       }
+      cudaError_t le = cudaSuccess;  // the first launch error
+      auto launch = [&](auto kern, dim3 grid, int threads, size_t smem) {
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[0].val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = grid;
+        cfg.blockDim = dim3(unsigned(threads));
+        cfg.dynamicSmemBytes = smem;
+        cfg.stream = stream;
+        cfg.attrs = at;
+        cfg.numAttrs = pdl ? 1 : 0;
+        cudaError_t const e = cudaLaunchKernelEx(&cfg, kern, p);
+        if (le == cudaSuccess) le = e;
+      };
       auto weights = [&]() {
         if (lane && s.G == 1)
-          ti_sp_weights_lane_kernel<2><<<gw, kSpLThreads, lane, stream>>>(p);
+          launch(ti_sp_weights_lane_kernel<2>, gw, kSpLThreads, lane);
         else if (lane)
-          ti_sp_weights_lane_kernel<kMaxG2><<<gw, kSpLThreads, lane, stream>>>(p);
+          launch(ti_sp_weights_lane_kernel<kMaxG2>, gw, kSpLThreads, lane);
         else
-          ti_sp_weights_kernel<<<gw, kSpBand * 32, 0, stream>>>(p);
+          launch(ti_sp_weights_kernel, gw, kSpBand * 32, 0);
       };
       long long const items = (long long)s.P * p.HW * (s.C / (16 / es));
       unsigned const gb = unsigned(std::max<long long>(s.P, (items + 256 * kSpBatch - 1) / (256 * kSpBatch)));
       auto proj = [&](auto tag) {
         using TT = decltype(tag);
         if (sg.nt == 2)
-          ti_sp_proj_kernel<TT, 2><<<ga, kSpWarps * 32, 0, stream>>>(p);
+          launch(ti_sp_proj_kernel<TT, 2>, ga, kSpWarps * 32, 0);
         else if (sg.nt == 4)
-          ti_sp_proj_kernel<TT, 4><<<ga, kSpWarps * 32, 0, stream>>>(p);
+          launch(ti_sp_proj_kernel<TT, 4>, ga, kSpWarps * 32, 0);
         else
-          ti_sp_proj_kernel<TT, 8><<<ga, kSpWarps * 32, 0, stream>>>(p);
+          launch(ti_sp_proj_kernel<TT, 8>, ga, kSpWarps * 32, 0);
       };
       switch (t) {
         case DType::kF32:
           ti_sp_pack_kernel<float><<<g0, 256, 0, stream>>>(p, fragBlocks);
           proj(float{});
           weights();
-          ti_sp_blend_kernel<float><<<gb, 256, 0, stream>>>(p);
+          launch(ti_sp_blend_kernel<float>, dim3(gb), 256, 0);
           break;
         case DType::kF16:
           ti_sp_pack_kernel<__half><<<g0, 256, 0, stream>>>(p, fragBlocks);
           proj(__half{});
           weights();
-          ti_sp_blend_kernel<__half><<<gb, 256, 0, stream>>>(p);
+          launch(ti_sp_blend_kernel<__half>, dim3(gb), 256, 0);
           break;
         default:
           ti_sp_pack_kernel<__nv_bfloat16><<<g0, 256, 0, stream>>>(p, fragBlocks);
           proj(__nv_bfloat16{});
           weights();
-          ti_sp_blend_kernel<__nv_bfloat16><<<gb, 256, 0, stream>>>(p);
+          launch(ti_sp_blend_kernel<__nv_bfloat16>, dim3(gb), 256, 0);
           break;
       }
       cudaError_t e = cudaGetLastError();
+      if (e == cudaSuccess) e = le;
       if (e != cudaSuccess) return launchErr("split", e);
       return 0;
     }
