@@ -245,6 +245,29 @@ def test_split_path_pdl_matches_plain_launches(weights, monkeypatch):
         assert max_err(b, reference(m, x)) <= TOL[dtype]
 
 
+@pytest.mark.parametrize("dtype", [F16, F32])
+def test_split_path_captured_in_cuda_graph(dtype):
+    """The split path (programmatic dependent launches on sm_90+) captured in a CUDA graph, as TensorRT and
+    PyTorch do: replays on new input equal eager calls bit for bit."""
+    m = random_module(768, (14, 14), {}, seed=21)
+    x = random_input(8, 197, 768, dtype, seed=21)
+    with torch.no_grad():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the capture: extension, cached weights
+            kernels.token_interpolation(x, m, variant="split")
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            y = kernels.token_interpolation(x, m, variant="split")
+        for seed in (22, 23):
+            x2 = random_input(8, 197, 768, dtype, seed=seed)
+            x.copy_(x2)
+            g.replay()
+            torch.cuda.synchronize()
+            assert torch.equal(y, kernels.token_interpolation(x2, m, variant="split")), seed
+
+
 @pytest.mark.parametrize("rows", ["16", "8"])
 def test_tile_path_rows_deterministic_and_repeatable(rows, monkeypatch):
     """The tile path at both tile heights (INTI_TI_TILE_ROWS): bit-identical run to run (the CLS sum in

@@ -2612,6 +2612,10 @@ int ti_launch(TIShape const& s, DType t, void const* x, void* out, TIWeights con
         }
         char const* noPdl = std::getenv("INTI_TI_PDL");  // "0": plain launches (benchmarks)
         pdl = major >= 9 && !(noPdl && std::strcmp(noPdl, "0") == 0);
+#if CUDART_VERSION < 12030  // programmatic edges in captured graphs need CUDA 12.3: plain launches there
+        cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+        if (pdl && (cudaStreamIsCapturing(stream, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone)) pdl = false;
+#endif
         char const* force = std::getenv("INTI_TI_SP_WEIGHTS");  // "warp": the fallback kernel (tests, benchmarks)
         if (!force || std::strcmp(force, "warp") != 0) lane = splSmem(s, size_t(optin));
         if (lane > 48 * 1024) {
