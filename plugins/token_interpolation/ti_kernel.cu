@@ -231,15 +231,14 @@ __device__ __forceinline__ void mma_tf32(float (&c)[4], uint32_t const (&a)[4], 
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-__device__ __forceinline__ uint32_t tf32(float v) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
-  return r;
-}
-// v = big + small, both tf32: products big*big + big*small + small*big carry ~fp32 accuracy.
+// v = big + small: big = v rounded to tf32 (half an ulp added to the bit pattern, then truncated: round half
+// away from zero, as cvt.rna.tf32.f32), small = v - big, exact in fp32, which the mma reads as tf32 (it
+// ignores the low 13 bits: rounded toward zero). big*big + big*small + small*big carry ~fp32 accuracy (the
+// split CUTLASS's 3xTF32 uses). Three integer / fp32 instructions per value, where two cvt.rna.tf32.f32 took
+// nine (sm_80 / sm_90 emulate them with an inf / NaN check each). A NaN or inf in v gives a NaN small.
 __device__ __forceinline__ void split_tf32(float v, uint32_t& big, uint32_t& small) {
-  big = tf32(v);
-  small = tf32(v - __uint_as_float(big));
+  big = (__float_as_uint(v) + 0x1000u) & 0xffffe000u;
+  small = __float_as_uint(v - __uint_as_float(big));
 }
 
 template <typename T>
