@@ -12,12 +12,12 @@
 //
 // Results (NVIDIA H200, 2026-12-02) are in plugins/README.md. Not built by CMake; not part of the plugin.
 #include <cuda_fp16.h>
-#include <cstdio>
-#include <cstdint>
-#include <vector>
-#include <algorithm>
 
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); exit(1);} } while (0)
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "probe_util.h"
 
 __device__ __forceinline__ uint32_t sa(void const* p) { return uint32_t(__cvta_generic_to_shared(p)); }
 __device__ __forceinline__ void mb_init(uint64_t* b, int c) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(sa(b)), "r"(c)); }
@@ -159,42 +159,16 @@ __global__ void __launch_bounds__((kCW + 1) * 32, 1) probe(Cfg c, T const* __res
   if (acc == 0x12345678u) sink[0] = acc;
 }
 
-__global__ void fillk(unsigned* b, size_t n) {
-  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) b[i] = unsigned(i * 2654435761u) & 0x3bff3bffu;
-}
-__global__ void flushk(uint4 const* b, size_t n, unsigned* sink) {
-  unsigned a = 0;
-  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) { uint4 q = b[i]; a ^= q.x; }
-  if (a == 0x9u) sink[1] = a;
-}
-
-static float median(std::vector<float> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; }
-
 int main() {
   int dev = 0;
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, dev));
   int const nsm = prop.multiProcessorCount;
   printf("%s SMs %d L2 %d MB smem/block optin %zu\n", prop.name, nsm, prop.l2CacheSize >> 20, prop.sharedMemPerBlockOptin);
-  size_t const fbytes = 256u << 20;
-  uint4* fl; unsigned* sink;
-  CK(cudaMalloc(&fl, fbytes)); CK(cudaMemset(fl, 1, fbytes)); CK(cudaMalloc(&sink, 64));
-  cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
-  auto timeit = [&](auto fn, int reps) {
-    std::vector<float> ts;
-    for (int r = 0; r < reps; ++r) {
-      flushk<<<4 * nsm, 512>>>(fl, fbytes / 16, sink);
-      CK(cudaEventRecord(e0)); fn(); CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1));
-      float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); ts.push_back(ms * 1e3f);
-    }
-    return median(ts);
-  };
-  size_t const cb = 1u << 30;
-  void *ca, *cbuf; CK(cudaMalloc(&ca, cb)); CK(cudaMalloc(&cbuf, cb)); CK(cudaMemset(ca, 0, cb));
-  float const tc = timeit([&] { CK(cudaMemcpyAsync(cbuf, ca, cb, cudaMemcpyDeviceToDevice)); }, 15);
-  double const copy = 2.0 * cb / (tc * 1e-6) / 1e9;
-  printf("copy 1 GiB %.1f us = %.0f GB/s\n", tc, copy);
-  CK(cudaFree(ca)); CK(cudaFree(cbuf));
+  ProbeTimer timer(nsm);
+  unsigned* const sink = timer.sink;
+  auto timeit = [&](auto fn, int reps) { return timer.time(fn, reps); };
+  double const copy = timer.copyGBps();
   int const P = 128, N = 197, C = 768, HW = 196;
   for (int es : {2, 4}) {
     size_t const xn = size_t(P) * 2 * N * C, on = size_t(P) * N * C;
