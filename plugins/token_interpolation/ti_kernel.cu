@@ -988,7 +988,9 @@ __global__ void __launch_bounds__(256) ti_fb_blend_kernel(KParams const p) {
 //                            (kSpBatch vectors of both frames in flight per thread); CTA b < P also
 //                            blends the CLS token of pair b (mean of the band partials, or 1/2)
 // x is read twice (A, C) and out written once: 5/3 of the fused bytes (at most 60% of copy bandwidth),
-// at streaming efficiency.
+// at streaming efficiency. On sm_90+ A, B and C are launched as programmatic dependents of the kernel
+// before (pdl_trigger / pdl_wait): A loads its first x chunks, B its context-network parameters and C its x
+// vectors before they wait for the previous kernel's output. INTI_TI_PDL=0: plain launches.
 // ---------------------------------------------------------------------------------------------
 constexpr int kSpWarps = 4;   // projection CTA: 2 m-tiles (32 rows) x 2 frames
 constexpr int kSpBand = 8;    // weights: patch tokens per CTA (one warp each)
