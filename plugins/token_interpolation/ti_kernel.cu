@@ -105,10 +105,11 @@ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return
 
 __device__ __forceinline__ float gelu(float v) { return 0.5f * v * (1.f + erff(v * 0.70710678118654752440f)); }
 
-// Programmatic dependent launch (sm_90+; the split path's kernels B, C, D after A): pdl_trigger lets the
-// next kernel of the stream, if launched with programmatic stream serialization, start its CTAs where room
-// frees up; pdl_wait blocks until the previous kernel has completed and its writes are visible (a no-op in a
-// kernel launched without the attribute, and below sm_90). Reads of a previous kernel's output come after it.
+// Programmatic dependent launch (sm_90+; the split path's kernels A, B, C, each after the one before):
+// pdl_trigger lets the next kernel of the stream, if launched with programmatic stream serialization, start
+// its CTAs where room frees up; pdl_wait blocks until the previous kernel has completed and its writes are
+// visible (a no-op in a kernel launched without the attribute, and below sm_90). Reads of a previous
+// kernel's output come after it.
 __device__ __forceinline__ void pdl_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -2249,9 +2250,9 @@ SpGeom spGeom(TIShape const& s, int es) {
   g.ny = ceilDiv(s.D, 8 * g.nt);
   return g;
 }
-// Lane weights kernel: channels padded to 4 per quarter-step (dpad), and the u row stride (a multiple of 4
-// floats >= dpad) under which the 8 threads of a 16-byte load phase (2 neighbouring tokens x 4 quarters)
-// share the fewest 16-byte bank groups.
+// Lane weights kernel: D padded so that each of the 4 quarters holds a multiple of 4 channels (dpad), and
+// the u row stride (a multiple of 4 floats >= dpad) under which the 8 threads of a 16-byte load phase
+// (2 neighbouring tokens x 4 quarters) share the fewest 16-byte bank groups.
 int splDpad(int D) { return 4 * ((ceilDiv(D, 4) + 3) & ~3); }
 int splStride(int D) {
   int const dpad = splDpad(D), m = dpad / 16;  // 16-byte groups between quarters
