@@ -106,7 +106,7 @@ def main() -> None:
     from inti_edge.engines import EngineError
     from inti_edge.engines.build import TARGETS, BuildOptions, build
     from inti_edge.engines.onnxrt import op_type_times, session
-    from inti_edge.export import ExportError
+    from inti_edge.artifact import ArtifactError
     from inti_edge.model import CheckpointError, load_checkpoint
     from inti_edge.quantize import QuantizeError
 
@@ -134,7 +134,7 @@ def main() -> None:
             gate = result.report
         else:
             gate = None
-    except (EngineError, ExportError, QuantizeError, CheckError, CheckpointError) as e:
+    except (EngineError, ArtifactError, QuantizeError, CheckError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     prepare_s = time.time() - t0
 

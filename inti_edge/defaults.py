@@ -6,4 +6,4 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL = ASSETS / "default_motion_small.pt"
-DEFAULT_MODEL_SHA256 = "71b0d10eca36d12f2e9c45bc9360117913fa1f51d092736e8d5d2038a820266a"
+DEFAULT_MODEL_SHA256 = "3e88c3a13176e13c513d3bba4e4f85ec10460de632e65c804e4e3cd62810804c"

@@ -25,7 +25,6 @@ are stored in the ONNX metadata (``inti.*`` keys), so later stages need only the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import re
@@ -38,92 +37,37 @@ import onnx
 from onnx import helper, numpy_helper
 
 from . import __version__, plugin_spec
+from .artifact import (  # noqa: F401 - the contract lives in artifact.py; these names stay importable from here
+    FORMS,
+    IO_NAMES,
+    META_BACKEND,
+    META_CLASSES,
+    META_CONFIG,
+    META_FORM,
+    META_FORMAT,
+    META_INTERP,
+    META_PRECISION,
+    META_PREPROCESS,
+    META_RECIPE,
+    META_SAMPLING,
+    META_SOURCE,
+    META_SOURCE_SHA,
+    ArtifactError,
+    ArtifactInfo,
+    file_sha256,
+    read_info,
+)
 
 OPSET = 18  # LayerNormalization (17+) stays whole; TensorRT 10.3 (JetPack 6) parses opset 18
 FORMAT_VERSION = "1"
 MAX_BATCH = 1024  # upper bound of the dynamic batch dimension (only an export-time symbol bound)
 
-# graph I/O names, one per form
-IO_NAMES = {
-    "model": ("clip", "logits"),
-    "encoder": ("unit", "embedding"),
-    "head": ("units", "logits"),
-}
-FORMS = tuple(IO_NAMES)
-# metadata keys (all values are strings; JSON where structured)
-META_CONFIG, META_CLASSES, META_PREPROCESS = "inti.config", "inti.classes", "inti.preprocess"
-META_FORM, META_INTERP, META_PRECISION = "inti.form", "inti.interpolation", "inti.precision"
-META_SOURCE, META_SOURCE_SHA, META_FORMAT = "inti.source", "inti.source_sha256", "inti.format_version"
-META_BACKEND, META_RECIPE = "inti.backend", "inti.recipe"
 
-
-class ExportError(RuntimeError):
+class ExportError(ArtifactError):
     """The model cannot be exported as asked (one-line reason)."""
 
 
 # --- metadata ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ArtifactInfo:
-    """What an exported ONNX file says about itself (its ``inti.*`` metadata)."""
-
-    config: Any  # ModelConfig
-    classes: list[str]
-    preprocess: dict[str, Any]
-    form: str  # "model" | "encoder" | "head"
-    interpolation: str  # "function" | "plugin-only" | "plain" | "none"
-    precision: str  # "fp32" | "fp16" | "int8"
-    source: str  # path of the checkpoint it came from (as given at export)
-    source_sha256: str
-    backend: str  # the runtime the recipe targets: "any" (fp32 export), "onnxruntime", "tensorrt"
-    raw: dict[str, str]
-
-    @property
-    def input_name(self) -> str:
-        return IO_NAMES[self.form][0]
-
-    @property
-    def output_name(self) -> str:
-        return IO_NAMES[self.form][1]
-
-    @property
-    def recipe(self) -> dict[str, Any]:
-        """The precision recipe a build stored (quantize.Recipe as a dict); {} for exports and unreadable entries."""
-        try:
-            r = json.loads(self.raw.get(META_RECIPE, "{}"))
-        except json.JSONDecodeError:
-            return {}
-        return r if isinstance(r, dict) else {}
-
-
-def read_info(model: str | Path | onnx.ModelProto) -> ArtifactInfo:
-    """The ``inti.*`` metadata of an ONNX file (or loaded model); ExportError if it has none."""
-    from .model import ModelConfig
-
-    if not isinstance(model, onnx.ModelProto):
-        path = Path(model)
-        if not path.is_file():
-            raise ExportError(f"no ONNX file at {path}")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input error
-            raise ExportError(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
-    meta = {p.key: p.value for p in model.metadata_props}
-    if META_CONFIG not in meta:
-        raise ExportError("the ONNX file has no inti-edge metadata (was it written by `inti-edge export`?)")
-    return ArtifactInfo(
-        config=ModelConfig.from_json(meta[META_CONFIG]),
-        classes=json.loads(meta[META_CLASSES]),
-        preprocess=json.loads(meta[META_PREPROCESS]),
-        form=meta.get(META_FORM, "model"),
-        interpolation=meta.get(META_INTERP, "function"),
-        precision=meta.get(META_PRECISION, "fp32"),
-        source=meta.get(META_SOURCE, ""),
-        source_sha256=meta.get(META_SOURCE_SHA, ""),
-        backend=meta.get(META_BACKEND, "any"),
-        raw=meta,
-    )
-
-
 def set_metadata(model: onnx.ModelProto, **values: str) -> None:
     """Set (or replace) ``inti.*`` metadata entries: set_metadata(m, **{"inti.precision": "int8"})."""
     keep = [p for p in model.metadata_props if p.key not in values]
@@ -131,14 +75,6 @@ def set_metadata(model: onnx.ModelProto, **values: str) -> None:
     model.metadata_props.extend(keep)
     for k, v in values.items():
         model.metadata_props.add(key=k, value=str(v))
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:
@@ -575,6 +511,7 @@ def export_module(
     opset: int = OPSET,
     source: str = "",
     source_sha256: str = "",
+    sampling: dict[str, Any] | None = None,
 ) -> onnx.ModelProto:
     """One form of ``model`` (an InTIVideoModel in eval mode) as an ONNX ModelProto.
 
@@ -628,6 +565,7 @@ def export_module(
             META_BACKEND: "any",
             META_SOURCE: source,
             META_SOURCE_SHA: source_sha256,
+            **({META_SAMPLING: json.dumps(sampling, sort_keys=True)} if sampling else {}),
         },
     )
     onnx.checker.check_model(proto)
@@ -663,7 +601,8 @@ def export_checkpoint(
     for form in forms:
         if progress:
             progress(form)
-        proto = export_module(model, form, meta["classes"], meta["preprocess"], interp, opset, str(checkpoint.resolve()), sha)
+        proto = export_module(model, form, meta["classes"], meta["preprocess"], interp, opset, str(checkpoint.resolve()), sha,
+                              sampling=meta.get("sampling"))
         written[form] = save_onnx(proto, out_dir / f"{form}.onnx")
         if plugin_only and interpolation_nodes(proto):
             written[f"{form}.plugin"] = save_onnx(to_plugin_only(proto), out_dir / f"{form}.plugin.onnx")

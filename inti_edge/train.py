@@ -371,7 +371,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         # the run continues as it was configured; only where it runs may change
         cfg = dataclasses.replace(saved, out=cfg.out, workers=cfg.workers, device=cfg.device, quiet=cfg.quiet, stop_after=cfg.stop_after)
 
-    from .data import build_dataset, dataset_classes
+    from .data import Sampling, build_dataset, dataset_classes
 
     try:
         classes = dataset_classes(cfg.data)
@@ -396,6 +396,11 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         if not hasattr(train_set, "render") or not hasattr(train_set, "to"):
             raise TrainError("--data-on-device needs generated data (a motion: spec)")
         renderer = train_set.to(device)  # workers plan clips (CPU), the device cuts them
+    try:
+        step_s, step_origin = train_set.frame_step()
+    except Exception as e:  # noqa: BLE001 - one-line data errors
+        raise TrainError(f"data: {e}") from None
+    sampling = Sampling(step_s, mcfg.unit_frames, mcfg.frames, step_origin).to_dict()
     if state is not None and state["classes"] != classes:
         raise TrainError("the resumed checkpoint was trained on other classes than --data gives")
 
@@ -463,7 +468,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
                 extra["train_state"]["ema"] = ema.state_dict()
         # last.pt holds the raw weights the run continues from; model.pt the averaged ones where kept
         weights = ema.module if (ema is not None and not with_state) else model
-        save_checkpoint(path, weights, classes, extra=extra, half=cfg.half_weights and not with_state)
+        save_checkpoint(path, weights, classes, extra=extra, half=cfg.half_weights and not with_state, sampling=sampling)
 
     def log(rec: dict) -> None:
         history.append(rec)

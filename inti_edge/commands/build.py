@@ -57,7 +57,7 @@ def build(
     from inti_edge.engines import EngineError
     from inti_edge.engines.build import BuildOptions
     from inti_edge.engines.build import build as run_build
-    from inti_edge.export import ExportError
+    from inti_edge.artifact import ArtifactError
     from inti_edge.model import CheckpointError
     from inti_edge.quantize import QuantizeError
 
@@ -76,7 +76,7 @@ def build(
         bar, progress = step_bar(console, disable=as_json)
         with bar:
             result = run_build(model, out, opts, progress=progress)
-    except (EngineError, ExportError, QuantizeError, CheckError, CheckpointError) as e:
+    except (EngineError, ArtifactError, QuantizeError, CheckError, CheckpointError) as e:
         fail(str(e), console)
     report = result.report
     if as_json:

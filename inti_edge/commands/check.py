@@ -46,7 +46,7 @@ def check(
     from inti_edge import check as ck
     from inti_edge.commands import fail, step_bar
     from inti_edge.engines import EngineError
-    from inti_edge.export import ExportError
+    from inti_edge.artifact import ArtifactError
     from inti_edge.model import CheckpointError
     from inti_edge.quantize import QuantizeError
 
@@ -78,7 +78,7 @@ def check(
                                   reference_onnx=src, threads=threads, plugins=[plugin] if plugin else None,
                                   progress=progress("running"))
         paths = ck.write_report(report, out or artifact.parent)
-    except (ck.CheckError, EngineError, ExportError, QuantizeError, CheckpointError) as e:
+    except (ck.CheckError, EngineError, ArtifactError, QuantizeError, CheckpointError) as e:
         fail(str(e), console)
     if as_json:
         print(json.dumps(report.to_dict()))

@@ -24,7 +24,8 @@ def export(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from inti_edge.commands import fail
-    from inti_edge.export import ExportError, export_checkpoint, read_info
+    from inti_edge.artifact import ArtifactError
+    from inti_edge.export import export_checkpoint, read_info
     from inti_edge.model import CheckpointError
 
     console = Console(stderr=True, soft_wrap=True)  # one message, one line
@@ -36,7 +37,7 @@ def export(
             task = bar.add_task("loading checkpoint")
             paths = export_checkpoint(checkpoint, out, plugin_only=plugin_only, plain=plain, streaming=streaming,
                                       opset=opset, progress=lambda form: bar.update(task, description=f"exporting {form}"))
-    except (ExportError, CheckpointError) as e:
+    except (ArtifactError, CheckpointError) as e:
         fail(str(e), console)
     rows = []
     for name, p in paths.items():

@@ -1,7 +1,8 @@
 """Video data: PyAV reading by presentation time, clip sampling, transforms, and the data sets.
 
   video.py       VideoReader / probe: frame index by pts, frames read by time; VideoError
-  sampling.py    segment sampling (random offsets for training, centres for evaluation)
+  sampling.py    segment sampling (random offsets for training, centres for evaluation); Sampling
+  preprocess.py  frames -> model input with PyAV + numpy (no torch): what `run` uses
   transforms.py  short-side resize, crop, flip, CLIP normalisation (torch ops)
   store.py       FrameStore: a video decoded once, small, into RAM (or a GPU)
   clips.py       Kinetics-style labelled clips: CSV of path,label or a folder per class
@@ -9,34 +10,33 @@
   build.py       build_dataset(spec, cfg, split) / dataset_classes(spec) for --data SPEC
   transcode.py   shrink a video with PyAV (ship footage to a GPU machine, cut test clips)
   bench.py       python -m inti_edge.data.bench VIDEO...: decode + preprocess clips/s
+
+Names are loaded on first use (PEP 562): reading video and preprocessing import no torch, so a
+deploy-only install streams without it; the data sets and transforms bring torch in.
 """
 
-from .video import FrameIndex, VideoError, VideoReader, probe, probe_decoded
-from .sampling import choose_span, segment_times, strided_times
-from .transforms import ClipTransform, CropParams, center_crop, hflip, normalize, resize_short_side
-from .store import FrameStore, clear_store_cache, load_store
-from .clips import DatasetError, VideoClipDataset, read_class_list, read_csv, scan_folder
-from .motion import (
-    FLIP_LABEL,
-    MOTION_CLASSES,
-    CameraMotionDataset,
-    ClipPlan,
-    MotionConfig,
-    auto_short_side,
-    motion_dataset,
-    split_segments,
-    window_path,
-)
-from .build import build_dataset, dataset_classes
-from .transcode import transcode
+from importlib import import_module
 
-__all__ = [
-    "FrameIndex", "VideoError", "VideoReader", "probe", "probe_decoded",
-    "choose_span", "segment_times", "strided_times",
-    "ClipTransform", "CropParams", "center_crop", "hflip", "normalize", "resize_short_side",
-    "FrameStore", "clear_store_cache", "load_store",
-    "DatasetError", "VideoClipDataset", "read_class_list", "read_csv", "scan_folder",
-    "FLIP_LABEL", "MOTION_CLASSES", "CameraMotionDataset", "ClipPlan", "MotionConfig", "auto_short_side",
-    "motion_dataset", "split_segments", "window_path",
-    "build_dataset", "dataset_classes", "transcode",
-]
+_WHERE = {
+    "video": ("FrameIndex", "VideoError", "VideoReader", "probe", "probe_decoded"),
+    "sampling": ("Sampling", "choose_span", "segment_times", "strided_times"),
+    "preprocess": ("Preprocess",),
+    "transforms": ("ClipTransform", "CropParams", "center_crop", "hflip", "normalize", "resize_short_side"),
+    "store": ("FrameStore", "clear_store_cache", "load_store"),
+    "clips": ("DatasetError", "VideoClipDataset", "read_class_list", "read_csv", "scan_folder"),
+    "motion": ("FLIP_LABEL", "MOTION_CLASSES", "CameraMotionDataset", "ClipPlan", "MotionConfig", "auto_short_side",
+               "motion_dataset", "split_segments", "window_path"),
+    "build": ("build_dataset", "dataset_classes"),
+}
+_LAZY = {name: module for module, names in _WHERE.items() for name in names}
+
+# the function shares its module's name: bound now, so importing the module never shadows it (no torch here)
+from .transcode import transcode  # noqa: E402
+
+__all__ = [*_LAZY, "transcode"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -149,6 +149,24 @@ class VideoClipDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def frame_step(self, probe_videos: int = 16) -> tuple[float, str]:
+        """Seconds between sampled frames that a stream should use, and where it comes from: the span
+        over T when a span is set, else the median duration of (up to ``probe_videos``, evenly spread)
+        videos over T, as segment sampling over whole videos spaces them."""
+        if self.span is not None:
+            return self.span / self.frames, f"span {self.span:g} s / {self.frames} frames"
+        picks = sorted({round(i) for i in np.linspace(0, len(self.items) - 1, min(probe_videos, len(self.items)))})
+        durations = []
+        for i in picks:
+            try:
+                durations.append(self._index.get(self.items[i][0]) or probe(self.items[i][0]))
+            except VideoError:
+                continue
+        durations = [ix.duration for ix in durations if ix.duration > 0]
+        if not durations:
+            raise VideoError("no readable video to measure the frame step from")
+        return float(np.median(durations)) / self.frames, f"median duration of {len(durations)} videos / {self.frames} frames"
+
     def _rng(self, i: int) -> np.random.Generator | None:
         if not self.train:
             return None

@@ -198,6 +198,13 @@ class CameraMotionDataset(Dataset):
     def __len__(self) -> int:
         return self.clips_per_epoch
 
+    def frame_step(self) -> tuple[float, str]:
+        """Seconds between sampled frames that a stream should use, and where it comes from."""
+        lo, hi = self.cfg.frame_step
+        if lo == hi:
+            return float(lo), "motion: fixed step"
+        return (lo + hi) / 2, f"motion: mid of the drawn range {lo:.4g}-{hi:.4g} s"
+
     def set_epoch(self, epoch: int) -> None:
         """Evaluation sets draw clips from (seed, split, epoch, index): keep epoch fixed for them."""
         self.epoch = int(epoch)

@@ -10,39 +10,14 @@ Memory: frames x 3 x H x W bytes (Big Buck Bunny, 14315 frames at 284x160: 1.95 
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .video import TIME_EPS, VideoError, _decoded_frames, _open, _out_size, _reformatter, _set_threads, frame_to_tensor
-
-
-class _Clock:
-    """Strictly increasing frame times (s) while decoding. Like FFmpeg's best-effort timestamp: pts
-    unless pts have gone backwards more often than dts; a time that does not increase is nudged."""
-
-    def __init__(self, time_base, rate: float):
-        self.tb, self.rate = Fraction(time_base or 0), rate
-        self.faults = {"pts": 0, "dts": 0}
-        self.prev = {"pts": None, "dts": None}
-        self.t = None
-
-    def __call__(self, frame) -> float:
-        for k in ("pts", "dts"):
-            v = getattr(frame, k)
-            if v is not None:
-                if self.prev[k] is not None and v <= self.prev[k]:
-                    self.faults[k] += 1
-                self.prev[k] = v
-        use_pts = frame.pts is not None and (self.faults["pts"] <= self.faults["dts"] or frame.dts is None)
-        stamp = frame.pts if use_pts else frame.dts
-        t = stamp * self.tb.numerator / self.tb.denominator if stamp is not None else (self.t + 1.0 / self.rate if self.t is not None else 0.0)
-        if self.t is not None and t <= self.t:
-            t = self.t + 1e-6
-        self.t = t
-        return t
+from .video import (
+    TIME_EPS, FrameClock, VideoError, decoded_frames, frame_to_tensor, new_reformatter, open_video, out_size, set_threads,
+)
 
 
 class FrameStore:
@@ -75,21 +50,21 @@ class FrameStore:
         ``fps``: keep only the frames on screen at multiples of 1/fps (fewer frames, same timing;
         None keeps all). ``start`` / ``duration`` (s, from the first frame): a part only."""
         path = str(path)
-        container, stream = _open(path)
-        _set_threads(stream, threads)
+        container, stream = open_video(path)
+        set_threads(stream, threads)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         src_h, src_w = stream.codec_context.height, stream.codec_context.width
-        h, w = _out_size(src_h, src_w, short_side)
+        h, w = out_size(src_h, src_w, short_side)
         secs = duration if duration is not None else (float(stream.duration * stream.time_base) if stream.duration else 0.0)
         buf = torch.empty((int(min(secs, 1e5) * (fps or rate)) + 16 if secs else 1024, 3, h, w), dtype=torch.uint8)
-        clock = _Clock(stream.time_base, rate)
-        conv = _reformatter()
+        clock = FrameClock(stream.time_base, rate)
+        conv = new_reformatter()
         times: list[float] = []
         prev = None  # (frame, time): a frame is kept once the next one shows how long it stays on screen
         lo = hi = None  # keep what is on screen in [lo, hi)
         k = 0  # with fps: the next grid time is lo + k / fps
         with container:
-            for frame in _decoded_frames(container, stream):
+            for frame in decoded_frames(container, stream):
                 t = clock(frame)
                 if lo is None:
                     lo = t + start

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from .video import VideoError, _decoded_frames, _open, _out_size
+from .video import VideoError, decoded_frames, open_video, out_size
 
 
 def _even(x: int) -> int:
@@ -41,11 +41,11 @@ def transcode(
     import av
 
     src, dst = str(src), str(dst)
-    cin, sin = _open(src)
+    cin, sin = open_video(src)
     in_tb = sin.time_base
     rate = sin.average_rate or sin.guessed_rate or Fraction(25)
     out_rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(rate).limit_denominator(1001)
-    h, w = _out_size(sin.codec_context.height, sin.codec_context.width, short_side)
+    h, w = out_size(sin.codec_context.height, sin.codec_context.width, short_side)
     h, w = _even(h), _even(w)  # yuv420p needs even sides
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -80,7 +80,7 @@ def transcode(
 
     try:
         with cin:
-            for frame in _decoded_frames(cin, sin):
+            for frame in decoded_frames(cin, sin):
                 if frame.pts is None:
                     continue
                 t = float(frame.pts * in_tb)

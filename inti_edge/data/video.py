@@ -20,10 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class VideoError(RuntimeError):
@@ -35,7 +37,7 @@ def _reason(e: BaseException) -> str:
     return msg.splitlines()[0].strip()
 
 
-def _open(path: str | Path):
+def open_video(path: str | Path):
     """(container, video stream) or a VideoError that says why not."""
     import av
 
@@ -57,14 +59,14 @@ def _open(path: str | Path):
     return container, streams[0]
 
 
-def _set_threads(stream, threads: int) -> None:
+def set_threads(stream, threads: int) -> None:
     """threads=1: one decoding thread (the right thing inside DataLoader workers); 0: FFmpeg picks."""
     if threads != 1:
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
 
 
-def _decoded_frames(container, stream) -> Iterator:
+def decoded_frames(container, stream) -> Iterator:
     """Decoded frames in presentation order; packets the decoder rejects are skipped, as ffmpeg does."""
     import av
 
@@ -81,7 +83,7 @@ def _decoded_frames(container, stream) -> Iterator:
         return  # a truncated or damaged container: stop where reading stops
 
 
-def _out_size(h: int, w: int, short_side: int | None) -> tuple[int, int]:
+def out_size(h: int, w: int, short_side: int | None) -> tuple[int, int]:
     """(height, width) after scaling the short side down to ``short_side`` (never up)."""
     short = min(h, w)
     if not short_side or short_side >= short:
@@ -95,14 +97,16 @@ def frame_to_tensor(frame, short_side: int | None = None, reformatter=None) -> t
     ``short_side`` is smaller than the frame's short side: scaling while converting from YUV is far
     cheaper than scaling the full-size RGB frame. Pass one ``av.video.reformatter.VideoReformatter``
     for a run of frames: it keeps its swscale context (3-4x faster than one per frame)."""
-    reformatter = reformatter or _reformatter()
-    h, w = _out_size(frame.height, frame.width, short_side)
+    import torch
+
+    reformatter = reformatter or new_reformatter()
+    h, w = out_size(frame.height, frame.width, short_side)
     interp = None if (h, w) == (frame.height, frame.width) else "AREA"
     rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation=interp)
     return torch.from_numpy(rgb.to_ndarray())
 
 
-def _reformatter():
+def new_reformatter():
     from av.video.reformatter import VideoReformatter
 
     return VideoReformatter()
@@ -117,6 +121,32 @@ def seconds(stamps, time_base) -> np.ndarray:
     """Timestamps in ``time_base`` units -> float64 seconds, correctly rounded (700 * 1/1000 -> 0.7)."""
     tb = Fraction(time_base)
     return np.asarray(stamps, dtype=np.float64) * tb.numerator / tb.denominator
+
+
+class FrameClock:
+    """Strictly increasing frame times (s) while decoding. Like FFmpeg's best-effort timestamp: pts
+    unless pts have gone backwards more often than dts; a time that does not increase is nudged."""
+
+    def __init__(self, time_base, rate: float):
+        self.tb, self.rate = Fraction(time_base or 0), rate
+        self.faults = {"pts": 0, "dts": 0}
+        self.prev = {"pts": None, "dts": None}
+        self.t = None
+
+    def __call__(self, frame) -> float:
+        for k in ("pts", "dts"):
+            v = getattr(frame, k)
+            if v is not None:
+                if self.prev[k] is not None and v <= self.prev[k]:
+                    self.faults[k] += 1
+                self.prev[k] = v
+        use_pts = frame.pts is not None and (self.faults["pts"] <= self.faults["dts"] or frame.dts is None)
+        stamp = frame.pts if use_pts else frame.dts
+        t = stamp * self.tb.numerator / self.tb.denominator if stamp is not None else (self.t + 1.0 / self.rate if self.t is not None else 0.0)
+        if self.t is not None and t <= self.t:
+            t = self.t + 1e-6
+        self.t = t
+        return t
 
 
 def _best_effort_times(pts: list, dts: list, time_base: Fraction, rate: float) -> np.ndarray:
@@ -178,7 +208,7 @@ def probe(path: str | Path, check_frames: int = 12) -> FrameIndex:
     import av
 
     path = str(path)
-    container, stream = _open(path)
+    container, stream = open_video(path)
     with container:
         tb = stream.time_base or Fraction(1, 90000)
         pts: list[int] = []
@@ -233,10 +263,10 @@ def _last_frame_duration(times, last_dur, tb, frame_rate) -> float:
 
 def _first_frames_match(path: str, packet_pts: set, n: int) -> bool:
     """Do the first n decoded frames carry increasing pts that the packets announced?"""
-    container, stream = _open(path)
+    container, stream = open_video(path)
     with container:
         last = None
-        for i, frame in enumerate(_decoded_frames(container, stream)):
+        for i, frame in enumerate(decoded_frames(container, stream)):
             if frame.pts is None or frame.pts not in packet_pts or (last is not None and frame.pts <= last):
                 return False
             last = frame.pts
@@ -304,16 +334,18 @@ class VideoReader:
             got = self._read_seeking(wanted, short_side)
         else:
             got = self._read_sequential(wanted, short_side)
+        import torch
+
         return torch.stack([got[int(p)] for p in positions]).permute(0, 3, 1, 2)  # (T, 3, H, W)
 
     def _read_sequential(self, wanted: np.ndarray, short_side) -> dict[int, torch.Tensor]:
-        container, stream = _open(self.path)
-        _set_threads(stream, self.threads)
+        container, stream = open_video(self.path)
+        set_threads(stream, self.threads)
         got, todo = {}, set(wanted.tolist())
-        conv = _reformatter()
+        conv = new_reformatter()
         last = None
         with container:
-            for i, frame in enumerate(_decoded_frames(container, stream)):
+            for i, frame in enumerate(decoded_frames(container, stream)):
                 last = frame
                 if i in todo:
                     got[i] = frame_to_tensor(frame, short_side, conv)
@@ -329,10 +361,10 @@ class VideoReader:
     def _read_seeking(self, wanted: np.ndarray, short_side) -> dict[int, torch.Tensor]:
         idx = self.index
         pts, keys = idx.pts, idx.keyframes
-        container, stream = _open(self.path)
-        _set_threads(stream, self.threads)
+        container, stream = open_video(self.path)
+        set_threads(stream, self.threads)
         got: dict[int, torch.Tensor] = {}
-        conv = _reformatter()
+        conv = new_reformatter()
         with container:
             frames = None  # the decoded-frame iterator of the current run
             pending = None  # a frame decoded but not yet consumed (peeked)
@@ -373,28 +405,28 @@ class VideoReader:
                 container.seek(0)  # the very start, in AV_TIME_BASE: always safe
             else:
                 container.seek(start_pts, stream=stream, backward=True, any_frame=False)
-            frames = _decoded_frames(container, stream)
+            frames = decoded_frames(container, stream)
             first = next(frames, None)
             if first is not None and first.pts is not None and first.pts <= target:
                 return frames, first, None
             if first is not None and first.pts is None:
                 raise _Untrusted
             ki = max(ki - 1, 0)  # landed after the target: one keyframe earlier
-        frames = _decoded_frames(container, stream)
+        frames = decoded_frames(container, stream)
         return frames, next(frames, None), None
 
 
 def probe_decoded(path: str | Path) -> FrameIndex:
     """The FrameIndex from a full decode (what ``probe`` falls back to); slow for long files."""
     path = str(path)
-    container, stream = _open(path)
+    container, stream = open_video(path)
     with container:
         tb = stream.time_base or Fraction(1, 90000)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         codec = stream.codec_context.name
         fpts, fdts = [], []
         width = height = 0
-        for frame in _decoded_frames(container, stream):
+        for frame in decoded_frames(container, stream):
             fpts.append(frame.pts)
             fdts.append(frame.dts)
             width, height = frame.width, frame.height

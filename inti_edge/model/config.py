@@ -10,11 +10,48 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from .interpolation import InterpolationConfig
+EPS = 1e-5  # TokenInterpolation's LayerNorm epsilon
 
 # CLIP's preprocessing (open_clip OPENAI_DATASET_MEAN / STD), RGB in [0, 1]
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class InterpolationConfig:
+    """Hyper-parameters of one TokenInterpolation op (ablation switches included)."""
+
+    context_dim: int = 32  # D: channels of the context network (cost ~ 2*C*D MACs per pair-token)
+    dilations: tuple[int, ...] = (1, 2, 3)  # the scales; (1,) is the single-scale ablation
+    normalize: str = "softmax"  # "softmax" over the pair, or "sigmoid" per frame (ablation)
+    groups: int = 1  # weight pairs per token: 1 = per token, G = per token and channel group
+    cls_mode: str = "mean"  # "mean" of the patch weights, or "half" (fixed 0.5/0.5)
+
+    def __post_init__(self) -> None:
+        if self.normalize not in ("softmax", "sigmoid"):
+            raise ValueError(f"normalize must be 'softmax' or 'sigmoid', not {self.normalize!r}")
+        if self.cls_mode not in ("mean", "half"):
+            raise ValueError(f"cls_mode must be 'mean' or 'half', not {self.cls_mode!r}")
+        if not self.dilations or any(d < 1 for d in self.dilations):
+            raise ValueError(f"dilations must be positive integers, not {self.dilations!r}")
+        if self.groups < 1 or self.context_dim < 1:
+            raise ValueError("groups and context_dim must be >= 1")
+
+    def to_dict(self) -> dict:
+        return {
+            "context_dim": self.context_dim,
+            "dilations": list(self.dilations),
+            "normalize": self.normalize,
+            "groups": self.groups,
+            "cls_mode": self.cls_mode,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InterpolationConfig":
+        d = dict(d)
+        if "dilations" in d:
+            d["dilations"] = tuple(d["dilations"])
+        return cls(**d)
 
 
 @dataclass(frozen=True)

@@ -121,10 +121,13 @@ def save_checkpoint(
     classes: list[str],
     extra: dict[str, Any] | None = None,
     half: bool = False,
+    sampling: dict[str, Any] | None = None,
 ) -> Path:
     """Write a self-describing checkpoint atomically (temp file + rename).
 
     ``half`` stores floating-point weights as float16 (the bundled model); they load back as float32.
+    ``sampling``: the temporal sampling of the training clips (``data.Sampling.to_dict()``), which
+    `inti-edge run` repeats on streams.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +140,7 @@ def save_checkpoint(
         "config": model.cfg.to_dict(),
         "classes": list(classes),
         "preprocess": preprocess_info(model.cfg),
+        **({"sampling": dict(sampling)} if sampling else {}),
         "state_dict": state,
         **(extra or {}),
     }
