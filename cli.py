@@ -8,11 +8,12 @@ from inti_edge.commands import flops as _flops
 from inti_edge.commands import build as _build
 from inti_edge.commands import check as _check
 from inti_edge.commands import export as _export
+from inti_edge.commands import run as _run
 from inti_edge.commands import train as _train
 
 app = typer.Typer(
     name="inti-edge",
-    help="Train, export, quantize, build and check InTI video models for NVIDIA GPUs and Jetson.",
+    help="Classify video streams with InTI models; train, export, quantize, build and check them for NVIDIA GPUs and Jetson.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,6 +34,7 @@ def _root(
 
 
 # --- commands (one line each; the function lives in inti_edge/commands/<name>.py) ----------------
+app.command("run")(_run.run)
 app.command("flops")(_flops.flops)
 app.command("export")(_export.export)
 app.command("build")(_build.build)
