@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -31,7 +32,10 @@ def run(
     threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (ONNX Runtime intra-op; default: one per core)."),
     plugin: Optional[str] = typer.Option(None, "--plugin", help="TensorRT: the TokenInterpolation plugin library (default: $INTI_PLUGIN_LIB or plugins/ build)."),
 ) -> None:
-    """Classify video streams: one prediction per window, each unit of frames encoded once."""
+    """Classify video streams: one prediction per window, each unit of frames encoded once.
+
+    Ctrl-C or SIGTERM ends every source with the summary. Exit code: 0 when every source ended well,
+    1 when one failed, 2 for bad input."""
     from rich.console import Console
 
     from inti_edge.stream import RunError, StreamOptions
@@ -57,10 +61,15 @@ def run(
             sink.flush()
         view.event(ev)
 
+    def on_start(stream) -> None:
+        view.attach(stream)
+        # SIGTERM (docker stop, systemd, kill) ends the stream as Ctrl-C does: with the summary
+        signal.signal(signal.SIGTERM, lambda *_: stream.stop())
+
     try:
         with view:
             summary = run_stream(sources, model, backend=backend, device=device, threads=threads, opts=opts,
-                                 on_event=on_event, plugin=plugin, on_start=view.attach)
+                                 on_event=on_event, plugin=plugin, on_start=on_start)
     except RunError as e:
         fail(str(e), err)
     except KeyboardInterrupt:  # before the stream started (loading): nothing to summarise
