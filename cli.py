@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from inti_edge.commands import show_warnings_as_lines
 from inti_edge.commands import flops as _flops
 from inti_edge.commands import build as _build
 from inti_edge.commands import check as _check
 from inti_edge.commands import export as _export
 from inti_edge.commands import run as _run
 from inti_edge.commands import train as _train
+
+show_warnings_as_lines()
 
 app = typer.Typer(
     name="inti-edge",
@@ -21,16 +24,21 @@ app = typer.Typer(
 
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
-) -> None:
-    """Train, export, quantize, build and check InTI video models for NVIDIA GPUs and Jetson."""
-    if version:
+def _print_version(value: bool) -> None:
+    """--version: answered while parsing, before Typer asks for a command."""
+    if value:
         from inti_edge import __version__
 
         print(f"inti-edge {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
+) -> None:
+    """Classify video streams with InTI models; train, export, quantize, build and check them for NVIDIA GPUs and Jetson."""
 
 
 # --- commands (one line each; the function lives in inti_edge/commands/<name>.py) ----------------

@@ -143,21 +143,83 @@ class ArtifactInfo(ModelInfo):
         return r if isinstance(r, dict) else {}
 
 
+# --- what a file is ----------------------------------------------------------------------------------
+KINDS = {
+    "empty": "an empty file (0 bytes)",
+    "onnx": "an ONNX model",
+    "checkpoint": "a PyTorch checkpoint",
+    "pickle": "a Python pickle",
+    "video": "a video file",
+    "text": "a text file",
+    "unknown": "neither a checkpoint nor an ONNX model",
+}
+
+
+def sniff(path: str | Path) -> str:
+    """What a file holds, by its first bytes (a key of KINDS): names the cause when a file is not
+    what a command expects, whatever its suffix says."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        return "empty"
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"PK\x03\x04"):
+        return "checkpoint"  # torch.save writes a zip archive
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    if head[4:8] == b"ftyp" or head.startswith((b"RIFF", b"\x1aE\xdf\xa3", b"\x00\x00\x01\xba", b"OggS", b"FLV")):
+        return "video"
+    if head[:1] == b"\x08" and head[2:3] in (b"\x12", b"\x1a", b"\x22", b"\x3a", b"\x42"):
+        return "onnx"  # protobuf: ir_version (field 1) first, then producer / graph / opset fields
+    try:
+        text = head.decode("utf-8")
+        if all(c.isprintable() or c in "\r\n\t" for c in text):
+            return "text"
+    except UnicodeDecodeError:
+        pass
+    return "unknown"
+
+
+def _check_external_data(model, path: Path) -> None:
+    """Refuse weights stored outside the model's folder (a model file must not make a reader open
+    other files) and name a missing weights file."""
+    import onnx
+
+    folder = path.resolve().parent
+    for t in model.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), "")
+        target = (folder / loc).resolve()
+        if folder not in target.parents:
+            raise ArtifactError(f"{path}: tensor {t.name!r} points outside the model's folder ({loc}): refused")
+        if not target.is_file():
+            raise ArtifactError(f"{path}: its weights file {loc} is missing; copy it next to the model")
+
+
 def read_info(model) -> ArtifactInfo:
     """The ``inti.*`` metadata of an ONNX file (a path or a loaded ``onnx.ModelProto``)."""
     import onnx
 
+    path = None
     if not isinstance(model, onnx.ModelProto):
         path = Path(model)
         if not path.is_file():
-            raise ArtifactError(f"no ONNX file at {path}")
+            raise ArtifactError(f"no ONNX file at {path}" if not path.is_dir() else f"{path} is a folder, not an ONNX file")
+        kind = sniff(path)
+        if kind not in ("onnx", "unknown"):
+            hint = "; give it where a checkpoint is asked for" if kind == "checkpoint" else ""
+            raise ArtifactError(f"{path} is {KINDS[kind]}, not an ONNX model{hint}")
         try:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input error
-            raise ArtifactError(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
+            raise ArtifactError(f"{path} is not a readable ONNX model (truncated or damaged: {type(e).__name__})") from None
+        _check_external_data(model, path)
     meta = {p.key: p.value for p in model.metadata_props}
     if META_CONFIG not in meta:
-        raise ArtifactError("the ONNX file has no inti-edge metadata (was it written by `inti-edge export`?)")
+        where = f"{path}: " if path is not None else ""
+        raise ArtifactError(f"{where}an ONNX model without inti-edge metadata (config, classes, preprocessing): "
+                            "export it with `inti-edge export CHECKPOINT -o DIR`")
     try:
         sampling = Sampling.from_dict(json.loads(meta[META_SAMPLING])) if META_SAMPLING in meta else None
         return ArtifactInfo(
@@ -211,9 +273,14 @@ def open_artifact(path: str | Path) -> Artifact:
     if p.is_dir():
         return _open_folder(p)
     suffix = p.suffix.lower()
-    if suffix in CHECKPOINT_SUFFIXES:
+    kind = sniff(p)
+    if kind in ("checkpoint", "pickle", "empty") and suffix not in PLAN_SUFFIXES:  # by content, whatever the name
         return _open_checkpoint(p)
-    if suffix == ".onnx":
+    if kind in ("video", "text"):
+        raise ArtifactError(f"{p} is {KINDS[kind]}, not a model (give a checkpoint, an ONNX model or an export folder)")
+    if suffix in CHECKPOINT_SUFFIXES and kind != "onnx":
+        return _open_checkpoint(p)
+    if suffix in (".onnx", *CHECKPOINT_SUFFIXES):
         info = read_info(p)
         art = _open_folder(p.parent, prefer=info)
         if art.onnx.get(info.form) != p.resolve():  # a file beside the usual names: it alone

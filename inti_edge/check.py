@@ -301,11 +301,12 @@ class GateData:
 
 
 def gate_data(spec: str, cfg, classes: Sequence[str], split: str = GATE_SPLIT, clips: int = GATE_CLIPS,
-              seed: int = GATE_SEED, progress=None) -> GateData:
+              seed: int = GATE_SEED, progress=None, max_lost: float | None = None) -> GateData:
+    """Held-out clips for the gate; a video damaged past ``max_lost`` of its time is refused."""
     from .quantize import QuantizeError, load_clips
 
     try:
-        x, y = load_clips(spec, cfg, split, clips, seed, classes, progress)
+        x, y = load_clips(spec, cfg, split, clips, seed, classes, progress, damage="refuse", max_lost=max_lost)
     except QuantizeError as e:
         raise CheckError(str(e)) from None
     return GateData(x, y, {"spec": spec, "split": split, "clips": int(len(x)), "seed": seed})

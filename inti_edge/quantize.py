@@ -61,19 +61,22 @@ class QuantizeError(RuntimeError):
 
 # --- clips from a data spec ----------------------------------------------------------------------------
 def load_clips(spec: str, cfg, split: str, count: int, seed: int = 0, classes: Sequence[str] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               progress: Callable[[int, int], None] | None = None, damage: str = "warn",
+               max_lost: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``count`` clips of a data spec (inti_edge.data), deterministic for (spec, split, count, seed).
 
     Returns (clips float32 (n, T, 3, S, S) normalised, labels int64 (n,)); labels are indices into
     ``classes`` (the model's class names) and -1 for a class the model does not have. Labelled-clip
-    specs give at most one clip per video (n <= count).
+    specs give at most one clip per video (n <= count). ``damage`` / ``max_lost``: what a damaged
+    video does (``data.store.screen_stores``: skip for calibration, refuse for the gate).
     """
     import torch
 
     from .data import DatasetError, VideoError, build_dataset
 
     try:
-        ds = build_dataset(spec, cfg, split, clips_per_epoch=count, seed=seed, random=False)
+        ds = build_dataset(spec, cfg, split, clips_per_epoch=count, seed=seed, random=False, damage=damage,
+                           max_lost=max_lost)
     except (DatasetError, VideoError, FileNotFoundError, ValueError) as e:
         raise QuantizeError(f"data {spec!r} ({split}): {e}") from None
     names = list(getattr(ds, "classes", []))
@@ -256,7 +259,8 @@ def _to_uint8(clips: np.ndarray, mean, std) -> np.ndarray:
 
 
 def calibration_set(manifest: CalibrationManifest, cfg, preprocess: dict[str, Any], cache_dir: str | Path | None = None,
-                    classes: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None) -> CalibrationSet:
+                    classes: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None,
+                    max_lost: float | None = None) -> CalibrationSet:
     """Decode (or read from the cache) the clips of ``manifest`` for a model of config ``cfg``.
 
     Cache: ``cache_dir/<name>-<fingerprint[:16]>.npz`` with the uint8 frames, the labels and the manifest.
@@ -268,7 +272,8 @@ def calibration_set(manifest: CalibrationManifest, cfg, preprocess: dict[str, An
         with np.load(path, allow_pickle=False) as z:
             if str(z["fingerprint"]) == fp:
                 return CalibrationSet(manifest, fp, z["frames"], z["labels"], mean, std, path, True)
-    clips, labels = load_clips(manifest.resolved_data(), cfg, manifest.split, manifest.clips, manifest.seed, classes, progress)
+    clips, labels = load_clips(manifest.resolved_data(), cfg, manifest.split, manifest.clips, manifest.seed, classes, progress,
+                               damage="skip", max_lost=max_lost)
     frames = _to_uint8(clips, mean, std)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)

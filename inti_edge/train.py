@@ -60,6 +60,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.0
     ema: float = 0.0  # decay of an exponential moving average of the weights per step (0: off; e.g. 0.999): evaluated and shipped
+    max_lost: float = 0.25  # a training / val video that lost more of its time to damage is skipped (counted, logged)
     augment: str = "flip"  # motion data: flip | full (flip, time reversal, colour jitter) | real (full + low resolution, noise) | none
     freeze_backbone: bool = False  # train interpolation + head (+ final norm/projection) only
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
@@ -384,9 +385,11 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
     try:
         # random=False: every clip comes from (seed, epoch, index), which makes --resume exact
         train_set = build_dataset(
-            cfg.data, mcfg, "train", seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch, random=False, augment=cfg.augment
+            cfg.data, mcfg, "train", seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch, random=False, augment=cfg.augment,
+            damage="skip", max_lost=cfg.max_lost,
         )
-        val_set = build_dataset(cfg.val_data or cfg.data, mcfg, cfg.val_split, seed=cfg.seed + 1)
+        val_set = build_dataset(cfg.val_data or cfg.data, mcfg, cfg.val_split, seed=cfg.seed + 1, damage="skip",
+                                max_lost=cfg.max_lost)
     except TrainError:
         raise
     except Exception as e:  # noqa: BLE001 - one-line data errors

@@ -93,9 +93,11 @@ def test_open_artifact_reads_every_kind_and_names_what_is_wrong(ckpt, export_dir
         "missing": (tmp_path / "nope", "no such file or folder"),
         "empty": (tmp_path / "empty.pt", "empty file"),
         "folder": (tmp_path / "emptydir", "no model.onnx"),
-        "no meta": (tmp_path / "plain.onnx", "no inti-edge metadata"),
-        "type": (tmp_path / "x.txt", "unknown artifact type"),
+        "no meta": (tmp_path / "plain.onnx", "without inti-edge metadata"),
+        "text": (tmp_path / "x.txt", "a text file, not a model"),
+        "type": (tmp_path / "x.bin", "unknown artifact type"),
     }
+    (tmp_path / "x.bin").write_bytes(bytes(range(256)))
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "emptydir").mkdir()
     (tmp_path / "x.txt").write_text("hello")

@@ -33,3 +33,19 @@ def step_bar(console, disable: bool = False):
         bar.update(task, description=name, completed=done or 0, total=total)
 
     return bar, update
+
+
+def show_warnings_as_lines() -> None:
+    """Python warnings from the package (damaged input, skipped videos) as one ``warning:`` line on
+    stderr each, instead of a file:line and a source line."""
+    import sys
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        out = file or sys.stderr
+        try:
+            out.write(f"warning: {message}\n")
+        except OSError:
+            pass
+
+    warnings.showwarning = show

@@ -48,6 +48,7 @@ def build(
     timing_cache: Optional[str] = typer.Option(None, "--timing-cache", help="TensorRT timing cache file (default: OUT/timing.cache)."),
     plugin: Optional[str] = typer.Option(None, "--plugin", help="Plugin library for a local TensorRT build."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads for the gate."),
+    max_lost: float = typer.Option(0.25, "--max-lost", help="A video that lost more than this fraction of its time to damage is skipped for calibration and refused for the gate."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest and gate report as one JSON object."),
 ) -> None:
     """Build artifacts for a target; the gate runs at the end (exit 1 when over budget)."""
@@ -71,7 +72,7 @@ def build(
             budget=parse_budget(budget), auto_exclude=auto_exclude,
             forms=tuple(f.strip() for f in forms.split(",") if f.strip()), batch=_batch(batch), static_batch=static_batch,
             workspace_mib=workspace, opt_level=opt_level, version_compatible=version_compatible,
-            timing_cache=timing_cache, plugin=plugin, threads=threads,
+            timing_cache=timing_cache, plugin=plugin, threads=threads, max_lost=max_lost,
         )
         bar, progress = step_bar(console, disable=as_json)
         with bar:

@@ -39,6 +39,7 @@ def check(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: the artifact's folder)."),
     plugin: Optional[str] = typer.Option(None, "--plugin", help="Plugin library (TensorRT plans)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads."),
+    max_lost: float = typer.Option(0.25, "--max-lost", help="Refuse a video that lost more than this fraction of its time to damage."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json's object."),
 ) -> None:
     """Compare an artifact with the FP32 model on held-out clips; exit 1 when over budget."""
@@ -72,7 +73,8 @@ def check(
                 from inti_edge.model import ModelConfig
 
                 cfg = ModelConfig.from_dict(meta["config"])
-                gate = ck.gate_data(data, cfg, meta["classes"], split, clips, seed, progress=progress("decoding clips"))
+                gate = ck.gate_data(data, cfg, meta["classes"], split, clips, seed, progress=progress("decoding clips"),
+                                    max_lost=max_lost)
                 src = _fp32_source(artifact)
                 report = ck.check(artifact, gate, reference=reference, precision=precision, budget_overrides=overrides,
                                   reference_onnx=src, threads=threads, plugins=[plugin] if plugin else None,
@@ -94,8 +96,10 @@ def _fp32_source(artifact: Path) -> Path | None:
     manifest = artifact.parent / "manifest.json"
     if artifact.suffix != ".onnx" or not manifest.is_file():
         return None
+    from inti_edge.engines.build import manifest_path
+
     src = json.loads(manifest.read_text()).get("inputs", {}).get("onnx", {}).get("model", {}).get("path")
-    return Path(src) if src and Path(src).is_file() else None
+    return manifest_path(manifest, src) if src and manifest_path(manifest, src).is_file() else None
 
 
 def _auto_exclude(artifact: Path, reference: Path, data: str, split: str, clips: int, overrides, threads, progress):
@@ -121,6 +125,8 @@ def _auto_exclude(artifact: Path, reference: Path, data: str, split: str, clips:
         workspace_mib=m["build"]["workspace_mib"], opt_level=m["build"]["opt_level"],
         version_compatible=m["build"]["version_compatible"], threads=threads,
     )
-    source = Path(m["inputs"]["onnx"]["model"]["path"])
+    from inti_edge.engines.build import manifest_path as recorded
+
+    source = recorded(manifest_path, m["inputs"]["onnx"]["model"]["path"])
     result = build(source, artifact.parent, opts, progress=progress)
     return result.report

@@ -56,6 +56,8 @@ def run(
     def on_event(ev: dict) -> None:
         if ev.get("event") == "video_written":
             view.videos.append(ev)
+        elif ev.get("event") == "warning":
+            view.warnings.append(ev["message"])
         if sink is not None:
             sink.write(json.dumps(ev) + "\n")
             sink.flush()
@@ -81,15 +83,9 @@ def run(
     for w in getattr(view, "videos", []):
         if w.get("error"):
             err.print(f"[red]--save-video failed:[/] {w['path']}: {w['error']}", highlight=False)
+    for w in view.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
     for s in summary.sources:
-        damage = []
-        if s.decode_errors:
-            damage.append(f"{s.decode_errors} packet(s) failed to decode")
-        if s.gaps:
-            damage.append(f"{s.gaps} gap(s) in presentation time")
-        if damage:
-            err.print(f"[yellow]warning:[/] {s.source}: {', '.join(damage)}; the windows around them saw held frames",
-                      highlight=False)
         if s.failed:
             err.print(f"[red]source failed:[/] {s.source}: {s.reason}", highlight=False)
     if not as_json:
@@ -102,9 +98,10 @@ class _JsonView:
     """--json: every event, one line each, on stdout."""
 
     videos: list
+    warnings: list
 
     def __init__(self):
-        self.videos = []
+        self.videos, self.warnings = [], []
 
     def __enter__(self):
         return self
@@ -146,6 +143,7 @@ class _LiveView:
         self.head = ""
         self.stream = None
         self.videos: list = []
+        self.warnings: list = []
         self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
 
     def __enter__(self):

@@ -32,6 +32,7 @@ def train(
     warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps"),
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Cross-entropy label smoothing (0 = off)."),
     ema: Optional[float] = typer.Option(None, "--ema", help="Keep an exponential moving average of the weights with this decay per step (e.g. 0.999); evaluation and model.pt use it. 0 = off."),
+    max_lost: Optional[float] = typer.Option(None, "--max-lost", help="A video that lost more than this fraction of its time to damage (undecodable packets, gaps, a truncated tail) is skipped, with a warning (default 0.25)."),
     augment: Optional[str] = typer.Option(None, "--augment", help="Motion data: flip (default) | full (flip, time reversal, colour jitter) | real (full + lower resolution, sensor noise) | none."),
     freeze_backbone: Optional[bool] = typer.Option(None, "--freeze-backbone/--full-finetune", help="Train interpolation + head only, or everything."),
     amp: Optional[str] = typer.Option(None, "--amp", help="auto (bf16 on GPU) | bf16 | fp16 | off."),
@@ -73,6 +74,7 @@ def eval_cmd(
     device: str = typer.Option("auto", "--device"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (top1, top5, n, per_class, confusion)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the confusion matrix as a PNG here."),
+    max_lost: float = typer.Option(0.25, "--max-lost", help="Refuse a video that lost more than this fraction of its time to damage (undecodable packets, gaps, a truncated tail)."),
 ) -> None:
     """Top-1 / top-5 / per-class accuracy of a checkpoint on a data spec."""
     from inti_edge.data import build_dataset
@@ -87,7 +89,7 @@ def eval_cmd(
     except (CheckpointError, TrainError) as e:
         fail(str(e))
     try:
-        dataset = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"])
+        dataset = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"], damage="refuse", max_lost=max_lost)
     except Exception as e:  # noqa: BLE001 - data errors are one-line input errors
         fail(f"data: {e}")
     res = evaluate(model.to(dev), dataset, meta["classes"], batch_size=batch_size, workers=workers, device=dev,

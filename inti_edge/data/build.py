@@ -86,6 +86,8 @@ def build_dataset(
     threads: int = 1,
     skip_broken: bool = False,
     augment: str = "flip",
+    damage: str = "warn",
+    max_lost: float | None = None,
 ):
     """The torch Dataset for ``spec`` and ``split`` ('train', 'val', 'test'; 'all' for motion),
     shaped for the model config ``cfg`` (frames, image size, mean/std). Items: (clip float
@@ -95,7 +97,9 @@ def build_dataset(
     ``store_fps`` of the in-RAM frame stores, ``motion`` geometry and split. Labelled clips:
     ``classes`` (names or a class-list file; default: the spec's own), ``span`` (s), decoder
     ``threads``, ``skip_broken``; augmentation in the train split only (motion: ``augment`` flip;
-    full = flip, time reversal and colour jitter; real = full + lower resolution and sensor noise; none)."""
+    full = flip, time reversal and colour jitter; real = full + lower resolution and sensor noise; none).
+    ``damage`` / ``max_lost``: what a damaged motion video does (warn, skip: training and calibration,
+    refuse: evaluation and the gate; ``store.screen_stores``)."""
     train = split == "train"
     if spec.startswith(MOTION_PREFIX):
         if classes is not None:
@@ -115,6 +119,8 @@ def build_dataset(
             seed=seed,
             random=random,
             config=motion or MotionConfig(),
+            damage=damage,
+            max_lost=max_lost,
             **_motion_augment(augment if train else "none"),
         )
     if split == "all":

@@ -385,14 +385,19 @@ def motion_dataset(
     size: int = 112,
     short_side: int | None = None,
     store_fps: float | None = None,
+    damage: str = "warn",
+    max_lost: float | None = None,
     **kw,
 ) -> CameraMotionDataset:
     """A CameraMotionDataset over video files (stores decoded once per process, see ``load_store``).
-    ``short_side`` None: about size / 0.7 (112 -> 160, 224 -> 320), so the window seldom upsamples."""
-    from .store import load_store
+    ``short_side`` None: about size / 0.7 (112 -> 160, 224 -> 320), so the window seldom upsamples.
+    ``damage``: what a video that lost more than ``max_lost`` of its time to damage does (warn / skip /
+    refuse, ``store.screen_stores``); every damaged video gets one warning line."""
+    from .store import MAX_LOST, load_store, screen_stores
 
     short_side = short_side or auto_short_side(size)
     stores = [load_store(p, short_side=short_side, fps=store_fps) for p in paths]
+    stores = screen_stores(stores, damage, MAX_LOST if max_lost is None else max_lost, size)
     return CameraMotionDataset(stores, split=split, frames=frames, size=size, **kw)
 
 

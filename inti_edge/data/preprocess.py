@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .video import new_reformatter, out_size
+from .video import rgb_frame
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,10 @@ class Preprocess:
             raise ValueError(f"not a preprocessing record (missing {e})") from None
 
     def rgb(self, frame, reformatter=None) -> np.ndarray:
-        """A decoded ``av.VideoFrame`` -> uint8 (h, w, 3) RGB with the short side scaled down to
-        ``image_size`` (swscale's area filter; never up): steps 1 of the module docstring."""
-        h, w = out_size(frame.height, frame.width, self.image_size)
-        interp = None if (h, w) == (frame.height, frame.width) else "AREA"
-        conv = reformatter if reformatter is not None else new_reformatter()
-        return conv.reformat(frame, width=w, height=h, format="rgb24", interpolation=interp).to_ndarray()
+        """A decoded ``av.VideoFrame`` -> uint8 (h, w, 3) RGB, upright, with the short side scaled down
+        to ``image_size`` (swscale's area filter; never up): step 1 of the module docstring, the
+        training readers' own ``rgb_frame``."""
+        return rgb_frame(frame, self.image_size, reformatter)
 
     def crop_resize(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (h, w, 3) -> uint8 (S, S, 3): the centre square, resized to S (steps 2-3)."""

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .video import (
-    TIME_EPS, FrameClock, VideoError, decoded_frames, frame_to_tensor, new_reformatter, open_video, out_size, set_threads,
+    TIME_EPS, DecodeReport, FrameClock, GapCounter, VideoError, announced_seconds, decoded_frames, frame_to_tensor,
+    new_reformatter, open_video, out_size, quarter_turns, set_threads,
 )
 
 
@@ -32,7 +33,8 @@ class FrameStore:
         self.times = np.asarray(times, dtype=np.float64)  # (N,) presentation times, s
         self.end = float(end)  # s: when the last frame leaves the screen
         self.path = path
-        self.source_size = tuple(source_size)  # (H, W) of the original video
+        self.source_size = tuple(source_size)  # (H, W) of the original video, upright
+        self.report: DecodeReport | None = None  # what decoding met (from_video)
 
     # -- building -----------------------------------------------------------------------------
     @classmethod
@@ -55,20 +57,33 @@ class FrameStore:
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         src_h, src_w = stream.codec_context.height, stream.codec_context.width
         h, w = out_size(src_h, src_w, short_side)
-        secs = duration if duration is not None else (float(stream.duration * stream.time_base) if stream.duration else 0.0)
-        buf = torch.empty((int(min(secs, 1e5) * (fps or rate)) + 16 if secs else 1024, 3, h, w), dtype=torch.uint8)
+        report = DecodeReport(path, announced=announced_seconds(container, stream))
+        secs = duration if duration is not None else (report.announced or 0.0)
+        rows = int(min(secs, 1e5) * (fps or rate)) + 16 if secs else 1024
+        buf = None  # allocated at the first frame: its display rotation decides height and width
         clock = FrameClock(stream.time_base, rate)
+        gaps = GapCounter()
         conv = new_reformatter()
         times: list[float] = []
         prev = None  # (frame, time): a frame is kept once the next one shows how long it stays on screen
         lo = hi = None  # keep what is on screen in [lo, hi)
+        t_first = t_last = None
         k = 0  # with fps: the next grid time is lo + k / fps
         with container:
-            for frame in decoded_frames(container, stream):
+            for frame in decoded_frames(container, stream, report):
                 t = clock(frame)
+                report.frames += 1
+                gaps(t)
+                t_last = t
                 if lo is None:
+                    t_first = t
                     lo = t + start
                     hi = lo + duration if duration is not None else float("inf")
+                    if quarter_turns(frame) % 2:
+                        h, w = w, h
+                        src_h, src_w = src_w, src_h
+                    report.width, report.height = src_w, src_h
+                    buf = torch.empty((rows, 3, h, w), dtype=torch.uint8)
                 # prev is on screen during [prev time, t): keep it if that holds a grid time (fps)
                 # or reaches past lo (all frames)
                 if prev is not None and t > (lo + k / fps if fps else lo) + TIME_EPS:
@@ -87,10 +102,17 @@ class FrameStore:
                 times.append(prev[1])
         n = len(times)
         if n == 0:
-            raise VideoError(f"{path}: no decodable video frames")
+            why = f" ({report.read_error})" if report.read_error else ""
+            raise VideoError(f"{path}: no decodable video frames{why}")
         step = 1.0 / fps if fps else (float(np.median(np.diff(times))) if n > 1 else 1.0 / rate)
         frames = buf[:n] if n == buf.shape[0] else buf[:n].clone()
-        return cls(frames, np.asarray(times), times[-1] + step, path, (src_h, src_w))
+        report.gaps, report.gap_seconds, report.interval = gaps.gaps, gaps.seconds, gaps.interval or 1.0 / rate
+        report.decoded = t_last - t_first + report.interval
+        if start or duration is not None:  # a part was asked for: the rest is not missing
+            report.announced = None
+        store = cls(frames, np.asarray(times), times[-1] + step, path, (src_h, src_w))
+        store.report = report
+        return store
 
     @staticmethod
     def _grow(buf: torch.Tensor, n: int) -> torch.Tensor:
@@ -160,6 +182,7 @@ class FrameStore:
     def to(self, device) -> "FrameStore":
         """The same store with its frames on ``device`` (times stay on the CPU)."""
         moved = FrameStore(self.frames.to(device), self.times, self.end, self.path, self.source_size)
+        moved.report = self.report
         if hasattr(self, "_cut_key"):
             moved._cut_key, moved._cut_positions = self._cut_key, self._cut_positions
         return moved
@@ -191,3 +214,39 @@ def load_store(path: str | Path, short_side: int = 160, fps: float | None = None
 def clear_store_cache() -> None:
     """Forget the stores ``load_store`` keeps (frees their memory once nothing else holds them)."""
     _CACHE.clear()
+
+
+DAMAGE_POLICIES = ("warn", "skip", "refuse")
+MAX_LOST = 0.25  # default --max-lost: the fraction of a video's time damage may take before it is left out
+
+
+class DamageWarning(UserWarning):
+    """A source was read with damage (or is odd: far below the model's size); the message has the counts."""
+
+
+def screen_stores(stores: list[FrameStore], policy: str = "warn", max_lost: float = MAX_LOST,
+                  image_size: int | None = None) -> list[FrameStore]:
+    """Say, one warning line per video, what decoding met; then by ``policy`` keep every video
+    ("warn"), leave out those that lost more than ``max_lost`` of their time ("skip": training and
+    calibration), or refuse them ("refuse": evaluation and the gate, a VideoError naming the option)."""
+    import warnings
+
+    if policy not in DAMAGE_POLICIES:
+        raise ValueError(f"damage policy must be one of {', '.join(DAMAGE_POLICIES)}, not {policy!r}")
+    kept = []
+    for st in stores:
+        rep = st.report
+        line = rep.line(image_size) if rep is not None else None
+        over = rep is not None and rep.lost_fraction > max_lost
+        if over and policy == "refuse":
+            raise VideoError(f"{line}: over the limit of {100 * max_lost:.0f}% (--max-lost); repair or drop the video, "
+                             "or raise --max-lost to use it as it is")
+        if over and policy == "skip":
+            warnings.warn(f"skipped {line}: over the limit of {100 * max_lost:.0f}% (--max-lost)", DamageWarning, stacklevel=2)
+            continue
+        if line:
+            warnings.warn(line, DamageWarning, stacklevel=2)
+        kept.append(st)
+    if not kept:
+        raise VideoError(f"every video was left out for damage over {100 * max_lost:.0f}% of its time (--max-lost)")
+    return kept

@@ -66,8 +66,9 @@ def set_threads(stream, threads: int) -> None:
         stream.codec_context.thread_count = threads
 
 
-def decoded_frames(container, stream) -> Iterator:
-    """Decoded frames in presentation order; packets the decoder rejects are skipped, as ffmpeg does."""
+def decoded_frames(container, stream, report: "DecodeReport | None" = None) -> Iterator:
+    """Decoded frames in presentation order; packets the decoder rejects are skipped, as ffmpeg does.
+    ``report`` counts what was skipped and why reading stopped early (damage, truncation)."""
     import av
 
     try:
@@ -76,10 +77,14 @@ def decoded_frames(container, stream) -> Iterator:
                 frames = packet.decode()
             except av.EOFError:
                 return
-            except av.FFmpegError:
+            except (av.FFmpegError, ValueError):
+                if report is not None:
+                    report.decode_errors += 1
                 continue  # one damaged packet: later keyframes still decode
             yield from frames
-    except av.FFmpegError:
+    except av.FFmpegError as e:
+        if report is not None:
+            report.read_error = _reason(e)
         return  # a truncated or damaged container: stop where reading stops
 
 
@@ -92,18 +97,31 @@ def out_size(h: int, w: int, short_side: int | None) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def frame_to_tensor(frame, short_side: int | None = None, reformatter=None) -> torch.Tensor:
-    """One decoded frame as uint8 RGB (H, W, 3), scaled by swscale (area filter) when
-    ``short_side`` is smaller than the frame's short side: scaling while converting from YUV is far
-    cheaper than scaling the full-size RGB frame. Pass one ``av.video.reformatter.VideoReformatter``
-    for a run of frames: it keeps its swscale context (3-4x faster than one per frame)."""
-    import torch
+def quarter_turns(frame) -> int:
+    """How many quarter turns counter-clockwise show ``frame`` upright (its display matrix, as
+    ffmpeg's autorotate reads it: phone videos store portrait pixels as landscape plus a rotation)."""
+    return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
 
+
+def rgb_frame(frame, short_side: int | None = None, reformatter=None) -> np.ndarray:
+    """One decoded frame as uint8 RGB (H, W, 3), upright (its display rotation applied), scaled by
+    swscale (area filter) when ``short_side`` is smaller than the frame's short side: scaling while
+    converting from YUV is far cheaper than scaling the full-size RGB frame. Pass one
+    ``av.video.reformatter.VideoReformatter`` for a run of frames: it keeps its swscale context
+    (3-4x faster than one per frame)."""
     reformatter = reformatter or new_reformatter()
     h, w = out_size(frame.height, frame.width, short_side)
     interp = None if (h, w) == (frame.height, frame.width) else "AREA"
-    rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation=interp)
-    return torch.from_numpy(rgb.to_ndarray())
+    rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation=interp).to_ndarray()
+    k = quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def frame_to_tensor(frame, short_side: int | None = None, reformatter=None) -> torch.Tensor:
+    """``rgb_frame`` as a torch tensor (H, W, 3) uint8."""
+    import torch
+
+    return torch.from_numpy(rgb_frame(frame, short_side, reformatter))
 
 
 def new_reformatter():
@@ -147,6 +165,106 @@ class FrameClock:
             t = self.t + 1e-6
         self.t = t
         return t
+
+
+class GapCounter:
+    """Counts jumps in presentation time: a frame interval over ``factor`` x the median of the last
+    intervals (a camera that stalled, frames lost in transit, cut-out damage)."""
+
+    def __init__(self, factor: float = 2.5, window: int = 32):
+        from collections import deque
+
+        self.factor = factor
+        self.intervals: deque = deque(maxlen=window)
+        self.prev: float | None = None
+        self.gaps, self.seconds = 0, 0.0
+        self._median = 0.0
+
+    def __call__(self, t: float) -> None:
+        if self.prev is not None:
+            dt = t - self.prev
+            if len(self.intervals) >= 8 and dt > self.factor * self._median:
+                self.gaps += 1
+                self.seconds += dt - self._median
+            else:
+                self.intervals.append(dt)
+                if len(self.intervals) >= 8:
+                    self._median = float(np.median(self.intervals))
+        self.prev = t
+
+    @property
+    def interval(self) -> float:
+        """The usual frame interval (s), 0 until a few frames were seen."""
+        return self._median
+
+
+@dataclass
+class DecodeReport:
+    """What reading one video met: packets the decoder rejected, gaps in time, a short tail, its size."""
+
+    path: str
+    frames: int = 0  # frames decoded
+    decode_errors: int = 0  # packets the decoder rejected
+    gaps: int = 0  # jumps in presentation time (GapCounter)
+    gap_seconds: float = 0.0
+    read_error: str | None = None  # why the demuxer stopped before the end, if it did
+    announced: float | None = None  # seconds the container says it holds
+    decoded: float = 0.0  # seconds decoded: from the first frame to the end of the last
+    interval: float = 0.0  # the usual frame interval, s
+    width: int = 0  # upright size of the frames
+    height: int = 0
+
+    @property
+    def missing_tail(self) -> float:
+        """Seconds the container announced but did not deliver (a truncated file), 0 if none."""
+        if not self.announced or self.announced <= 0:
+            return 0.0
+        short = self.announced - self.decoded
+        return short if short > max(0.5, 0.05 * self.announced) else 0.0
+
+    @property
+    def lost_seconds(self) -> float:
+        """Seconds of the video lost to damage: rejected packets (a frame interval each), gaps, the missing tail."""
+        return self.decode_errors * self.interval + self.gap_seconds + self.missing_tail
+
+    @property
+    def lost_fraction(self) -> float:
+        whole = max(self.announced or 0.0, self.decoded, 1e-9)
+        return min(1.0, self.lost_seconds / whole)
+
+    def problems(self, image_size: int | None = None, small: float = 0.5) -> list[str]:
+        """What a user should hear about, one phrase each with its numbers (empty: nothing to say)."""
+        out = []
+        if self.decode_errors:
+            out.append(f"{self.decode_errors} packet(s) failed to decode")
+        if self.gaps:
+            out.append(f"{self.gaps} gap(s) in time ({self.gap_seconds:.2f} s)")
+        if self.missing_tail:
+            why = f" ({self.read_error})" if self.read_error else ""
+            out.append(f"truncated: {self.decoded:.2f} of {self.announced:.2f} s announced decoded{why}")
+        elif self.read_error and not self.frames:
+            out.append(f"unreadable: {self.read_error}")
+        if image_size and self.width and min(self.width, self.height) < small * image_size:
+            out.append(f"{self.width}x{self.height} is far below the model's {image_size} px input "
+                       f"({image_size / min(self.width, self.height):.1f}x upscaled)")
+        return out
+
+    def line(self, image_size: int | None = None) -> str | None:
+        """One warning line, or None when reading met nothing worth saying."""
+        probs = self.problems(image_size)
+        if not probs:
+            return None
+        lost = f"; {100 * self.lost_fraction:.0f}% of its time lost" if self.lost_seconds > 0 else ""
+        return f"{self.path}: {', '.join(probs)}{lost}"
+
+
+def announced_seconds(container, stream) -> float | None:
+    """How long the container says the video stream is (s), when it says."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000
+    return None
 
 
 def _best_effort_times(pts: list, dts: list, time_base: Fraction, rate: float) -> np.ndarray:

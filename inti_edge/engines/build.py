@@ -19,6 +19,7 @@ DLA (Orin AGX/NX only) is not used: a ViT's attention and LayerNorm fall back to
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import shlex
@@ -93,6 +94,7 @@ class BuildOptions:
     timing_cache: str | None = None
     plugin: str | None = None  # plugin library for a local TensorRT build
     threads: int | None = None
+    max_lost: float | None = None  # calibration videos past it are skipped, gate videos refused (None: the default)
 
 
 @dataclass
@@ -151,7 +153,8 @@ def _calibration(opts: BuildOptions, info: ex.ArtifactInfo, needed: bool, progre
     if not needed:  # FP16: AutoCast only reads a few clips' activations to find FP16-unsafe nodes
         manifest = replace(manifest, clips=min(manifest.clips, 16))
     cache = opts.calib_cache or (str(Path(spec).parent / "cache") if spec.endswith(".json") else "calibration/cache")
-    return q.calibration_set(manifest, info.config, info.preprocess, cache, classes=info.classes, progress=progress_clips)
+    return q.calibration_set(manifest, info.config, info.preprocess, cache, classes=info.classes, progress=progress_clips,
+                             max_lost=opts.max_lost)
 
 
 def _units(calib: q.CalibrationSet, cfg) -> q.CalibrationSet:
@@ -332,25 +335,114 @@ def write_bundle(out_dir: Path, artifacts: dict[str, Path], target: Target, opts
 
 def build(model: str | Path, out_dir: str | Path, opts: BuildOptions,
           progress: Callable[[str, int | None, int | None], None] | None = None) -> BuildResult:
-    """Build artifacts for ``opts.target`` in ``opts.precision`` from an export (dir / model.onnx) or a checkpoint."""
-    from .. import check as ck
+    """Build artifacts for ``opts.target`` in ``opts.precision`` from an export (dir / model.onnx) or a checkpoint.
 
-    step = progress or (lambda name, done=None, total=None: None)
-    model, out_dir = Path(model), Path(out_dir)
+    Every input is checked before any long work (``validate``). The output is written into a
+    temporary folder beside ``out_dir`` and renamed into place at the end, so a failed or
+    interrupted build leaves ``out_dir`` as it was (absent, or the previous build)."""
+    model, final = Path(model), Path(out_dir)
+    validate(model, final, opts)
+    work = final.parent / f".{final.name}.building-{os.getpid()}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        inside = _inside(model, final)
+        if inside is not None:  # a rebuild from the FP32 export a checkpoint build left in the folder: keep it
+            top = inside.parts[0]
+            shutil.copytree(final / top, work / top)
+            model = work / inside
+        result = _build(model, work, opts, progress)
+        _publish(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result.out_dir = final
+    return result
+
+
+def _inside(path: Path, folder: Path) -> Path | None:
+    """``path`` relative to ``folder`` when it lies inside it (None otherwise)."""
+    try:
+        return path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return None
+
+
+def _publish(work: Path, final: Path) -> None:
+    """Put the finished build in place: the previous build (if any) goes only once the new one is there."""
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        final.rename(old)
+        work.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        work.rename(final)
+
+
+def validate(model: Path, out_dir: Path, opts: BuildOptions) -> None:
+    """Everything a build can check in a second, before minutes of export and quantization."""
+    from ..artifact import open_artifact
+
     if not model.exists():
         raise EngineError(f"no model at {model}")
     if opts.target not in TARGETS:
         raise EngineError(f"unknown target {opts.target!r}; choose one of {', '.join(TARGETS)}")
     if opts.precision not in q.PRECISIONS:
         raise EngineError(f"unknown precision {opts.precision!r}; choose one of {', '.join(q.PRECISIONS)}")
+    if not 0.0 <= (opts.max_lost if opts.max_lost is not None else 0.0) <= 1.0:
+        raise EngineError(f"--max-lost is a fraction in [0, 1], not {opts.max_lost}")
+    bad = set(opts.forms) - set(ex.FORMS)
+    if bad or not opts.forms:
+        raise EngineError(f"--forms takes {', '.join(ex.FORMS)}, not {', '.join(sorted(bad)) or 'nothing'}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EngineError(f"-o {out_dir} is a file; name a folder")
+    inside = _inside(model, out_dir)
+    if inside is not None and len(inside.parts) <= 1:
+        raise EngineError(f"the output folder {out_dir} holds the FP32 export; build into another folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+        raise EngineError(f"-o {out_dir} holds files that are not a build (no manifest.json); choose another folder")
+    art = open_artifact(model)
+    if art.kind == "build" or art.precision != "fp32":
+        raise EngineError(f"{model} is already a {art.precision} build: build from the FP32 export or the checkpoint")
+    if opts.reference:
+        ref = open_artifact(opts.reference)
+        if ref.kind != "checkpoint":
+            raise EngineError(f"--reference {opts.reference} is {ref.kind == 'export' and 'an ONNX export' or ref.kind}; "
+                              "give the FP32 checkpoint (.pt) the model was exported from")
+        if ref.model.config != art.model.config or ref.model.classes != art.model.classes:
+            raise EngineError(f"--reference {opts.reference} is another model than {model} (config or classes differ)")
+    spec = opts.calib
+    if spec is None and opts.precision == "int8" and not Path("calibration/default.json").is_file():
+        raise EngineError("INT8 needs a calibration set: --calib MANIFEST.json or a data spec")
+    if spec is not None:
+        try:
+            q.CalibrationManifest.resolve(spec, clips=opts.calib_clips).files()
+        except q.QuantizeError as e:
+            raise EngineError(f"--calib: {e}") from None
+    if opts.data:
+        _check_spec_paths(opts.data, "--data")
+
+
+def _check_spec_paths(spec: str, option: str) -> None:
+    """The files a data spec names exist (the data set itself is read later, and says what else is wrong)."""
+    paths = [x.strip() for x in spec[len("motion:"):].split(",") if x.strip()] if spec.startswith("motion:") else [spec]
+    if not paths:
+        raise EngineError(f"{option} {spec!r}: names no video")
+    for x in paths:
+        if not Path(x).expanduser().exists():
+            raise EngineError(f"{option}: {x}: no such file or folder")
+
+
+def _build(model: Path, out_dir: Path, opts: BuildOptions, progress) -> BuildResult:
+    from .. import check as ck
+
+    step = progress or (lambda name, done=None, total=None: None)
     target = TARGETS[opts.target]
-    out_dir.mkdir(parents=True, exist_ok=True)
     messages: list[str] = []
     t0 = time.time()
 
     sources, checkpoint = _sources(model, out_dir, lambda s: step(s))
-    if any(p.resolve().parent == out_dir.resolve() for p in sources.values()):
-        raise EngineError(f"the output folder {out_dir} holds the FP32 export; build into another folder")
     main_info = ex.read_info(sources["model"])
     if main_info.precision != "fp32":
         raise EngineError(f"{sources['model']} is already {main_info.precision}: build from the FP32 export")
@@ -359,7 +451,7 @@ def build(model: str | Path, out_dir: str | Path, opts: BuildOptions,
     if opts.data:  # decode the gate's clips first: a bad spec fails before minutes of quantization
         step("gate clips")
         gate = ck.gate_data(opts.data, main_info.config, main_info.classes, opts.gate_split, opts.gate_clips,
-                            progress=lambda d, t: step("gate clips", d, t))
+                            progress=lambda d, t: step("gate clips", d, t), max_lost=opts.max_lost)
     calib = _calibration(opts, main_info, opts.precision == "int8",
                          lambda d, t: step("calibration clips", d, t)) if opts.precision != "fp32" else None
     if calib is not None:  # the exact set, so a later `check --auto-exclude` can re-quantize
@@ -415,11 +507,11 @@ def build(model: str | Path, out_dir: str | Path, opts: BuildOptions,
         plans = _local_plans(artifacts, target, opts, batch, workspace, out_dir, messages, step)
 
     manifest = _manifest(sources, checkpoint, reference, ref_how, opts, target, recipe, calib, artifacts, plans,
-                         report, auto, main_info, time.time() - t0)
+                         report, auto, main_info, time.time() - t0, out_dir)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if report is not None:
-        report.artifacts.update({form: str(p) for form, p in artifacts.items()})
-        report.artifacts["manifest"] = str(out_dir / "manifest.json")
+    if report is not None:  # names inside the build folder: it is renamed into place, and may be moved later
+        report.artifacts.update({form: _where(p, out_dir) for form, p in artifacts.items()})
+        report.artifacts["manifest"] = "manifest.json"
         ck.write_report(report, out_dir)
     return BuildResult(out_dir, manifest, report, plans, messages)
 
@@ -484,8 +576,20 @@ def _local_plans(artifacts, target: Target, opts: BuildOptions, batch, workspace
     return plans
 
 
+def _where(path: Path, out_dir: Path) -> str:
+    """A path as the manifest records it: relative to the build folder when inside it, else absolute."""
+    inside = _inside(path, out_dir)
+    return str(inside) if inside is not None else str(Path(path).resolve())
+
+
+def manifest_path(manifest_file: Path, recorded: str) -> Path:
+    """A path a manifest recorded, resolved: relative ones are inside the build folder."""
+    p = Path(recorded)
+    return p if p.is_absolute() else manifest_file.parent / p
+
+
 def _manifest(sources, checkpoint, reference, ref_how, opts, target, recipe, calib, artifacts, plans, report, auto,
-              info, seconds) -> dict[str, Any]:
+              info, seconds, out_dir: Path) -> dict[str, Any]:
     gpu = trt_layer.gpu()
     return {
         "format": "inti-edge-build/1",
@@ -494,15 +598,15 @@ def _manifest(sources, checkpoint, reference, ref_how, opts, target, recipe, cal
         "recipe": recipe.to_dict(),
         "classes": info.classes,
         "inputs": {
-            "onnx": {form: {"path": str(p), "sha256": ex.file_sha256(p)} for form, p in sources.items()},
+            "onnx": {form: {"path": _where(p, out_dir), "sha256": ex.file_sha256(p)} for form, p in sources.items()},
             "checkpoint": {"path": str(checkpoint), "sha256": ex.file_sha256(checkpoint)} if checkpoint else None,
             "reference": {"path": str(reference), "how": ref_how} if reference else None,
             "calibration": ({"manifest": calib.manifest.to_dict(), "fingerprint": calib.fingerprint, "clips": len(calib),
                              "cache": str(calib.cache_path) if calib.cache_path else None} if calib else None),
             "gate_data": report.data if report else None,
         },
-        "artifacts": {form: {"path": str(p), "sha256": ex.file_sha256(p)} for form, p in artifacts.items()},
-        "plans": {form: {"path": str(p), "sha256": ex.file_sha256(p)} for form, p in plans.items()},
+        "artifacts": {form: {"path": _where(p, out_dir), "sha256": ex.file_sha256(p)} for form, p in artifacts.items()},
+        "plans": {form: {"path": _where(p, out_dir), "sha256": ex.file_sha256(p)} for form, p in plans.items()},
         "build": {"batch": list(opts.batch or target.batch), "static_batch": opts.static_batch,
                   "workspace_mib": opts.workspace_mib or target.workspace_mib, "opt_level": opts.opt_level,
                   "version_compatible": opts.version_compatible},

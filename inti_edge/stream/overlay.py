@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..data.sampling import Sampling
+from ..data.video import rgb_frame
 from .sources import SourceSpec
 
 
@@ -117,14 +118,15 @@ class OverlayWriter(threading.Thread):
             self.labels.pop(0)
         return shown
 
-    def _open(self, frame) -> None:
+    def _open(self, img: np.ndarray) -> None:
         import av
 
         self._out = av.open(str(self.path), mode="w")
         rate = Fraction(self.rate() or 25.0).limit_denominator(1001)
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         st = self._out.add_stream(codec, rate=rate)
-        st.width, st.height = frame.width - frame.width % 2, frame.height - frame.height % 2
+        h, w = img.shape[:2]
+        st.width, st.height = w - w % 2, h - h % 2
         st.pix_fmt = "yuv420p"
         if codec == "libx264":
             st.options = {"preset": "veryfast", "crf": "23"}
@@ -132,11 +134,11 @@ class OverlayWriter(threading.Thread):
         self._tb = 1 / rate
 
     def _write(self, frame, shown) -> None:
+        img = rgb_frame(frame)  # upright, full size
         if self._out is None:
-            self._open(frame)
+            self._open(img)
         st = self._stream
-        img = frame.to_ndarray(format="rgb24")[: st.height, : st.width]
-        img = np.ascontiguousarray(img)
+        img = np.ascontiguousarray(img[: st.height, : st.width])
         self._draw(img, shown)
         import av
 

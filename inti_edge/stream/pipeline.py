@@ -79,8 +79,10 @@ class SourceSummary:
     dropped_windows: int
     dropped_units: int
     reconnects: int
-    decode_errors: int
-    gaps: int
+    decode_errors: int  # packets the decoder rejected
+    gaps: int  # jumps in presentation time
+    missing_seconds: float  # a truncated file: seconds announced but not there
+    lost_fraction: float  # of the source's time, to the three above
     media_seconds: float
     wall_seconds: float
     windows_per_s: float
@@ -338,8 +340,9 @@ class Stream:
             rows.append(SourceSummary(
                 source=spec.name, state=state, reason=st.reason or state, frames=st.frames, sampled=st.sampled,
                 units=st.units, windows=tr.windows, dropped_windows=self.dropped_windows(i),
-                dropped_units=self.hub.dropped[i], reconnects=st.reconnects, decode_errors=st.decode_errors,
-                gaps=st.gaps, media_seconds=round(media, 3), wall_seconds=round(src_wall, 3),
+                dropped_units=self.hub.dropped[i], reconnects=st.reconnects, decode_errors=st.report.decode_errors,
+                gaps=st.report.gaps, missing_seconds=round(st.report.missing_tail, 3),
+                lost_fraction=round(st.report.lost_fraction, 4), media_seconds=round(media, 3), wall_seconds=round(src_wall, 3),
                 windows_per_s=round(tr.windows / src_wall, 2) if src_wall > 0 else 0.0,
                 realtime_factor=round(src_wall / media, 4) if media > 0 else None,
                 latency_p50_ms=round(float(np.percentile(lat, 50)), 2) if lat is not None else None,

@@ -16,7 +16,7 @@ from ..artifact import Artifact, ArtifactError, open_artifact
 from ..engines import EngineError
 from ..engines.runtime import open_runtime
 from .pipeline import Stream, StreamOptions, Summary
-from .sources import SourceError, parse_source
+from .sources import SourceError, check_file, parse_source
 
 
 class RunError(ValueError):
@@ -48,6 +48,11 @@ def prepare(sources: Sequence[str], model: str | Path | None = None, *, backend:
         art.model.require_sampling(opts.frame_step)
         art.model.preprocessing  # noqa: B018 - validates the stored preprocessing
     except ArtifactError as e:
+        raise RunError(str(e)) from None
+    try:
+        for spec in specs:
+            check_file(spec, art.model.require_sampling(opts.frame_step))
+    except SourceError as e:
         raise RunError(str(e)) from None
     if opts.save_video:
         from .overlay import writers_for

@@ -34,7 +34,9 @@ import numpy as np
 
 from ..data.preprocess import Preprocess
 from ..data.sampling import Sampling
-from ..data.video import TIME_EPS, FrameClock, new_reformatter
+from ..data.video import (
+    TIME_EPS, DecodeReport, FrameClock, GapCounter, announced_seconds, decoded_frames, new_reformatter, quarter_turns,
+)
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "rtp")
 
@@ -91,6 +93,40 @@ def parse_source(text: str) -> SourceSpec:
     if p.stat().st_size == 0:
         raise SourceError(f"{s}: empty file (0 bytes)")
     return SourceSpec(s, str(p), "file")
+
+
+def check_file(spec: SourceSpec, sampling: Sampling) -> None:
+    """Refuse a file source that cannot give one window, before anything runs: unreadable, no video
+    stream, or shorter than a window. Decodes up to one window's span (container durations are
+    often wrong, so they are not trusted). Live sources are tried, and retried, by their reader."""
+    import av
+
+    if spec.live:
+        return
+    need = sampling.window_seconds - sampling.frame_step  # first to last sampled frame of a window
+    try:
+        with av.open(spec.url, metadata_errors="ignore") as c:
+            attached = int(av.stream.Disposition.attached_pic)
+            streams = [s for s in c.streams.video if not (int(s.disposition) & attached)]
+            if not streams:
+                kinds = sorted({s.type for s in c.streams}) or ["none"]
+                raise SourceError(f"{spec.name}: no video stream (streams found: {', '.join(kinds)})")
+            clock = FrameClock(streams[0].time_base, float(streams[0].average_rate or streams[0].guessed_rate or 25))
+            first = last = None
+            n = 0
+            for frame in decoded_frames(c, streams[0]):
+                last = clock(frame)
+                first = last if first is None else first
+                n += 1
+                if last - first >= need - TIME_EPS:
+                    return
+    except av.FFmpegError as e:
+        raise SourceError(f"{spec.name}: not a readable video ({_reason(e)}); is it damaged, or not a video?") from None
+    if first is None:
+        raise SourceError(f"{spec.name}: no frame decodes; is it damaged, or not a video?")
+    raise SourceError(f"{spec.name}: {n} frame(s) over {last - first:.2f} s, too short for one window of this model "
+                      f"(its {sampling.window_frames} frames are {sampling.frame_step:.3g} s apart: {need:.2f} s from "
+                      f"first to last)")
 
 
 # --- picking frames by time ----------------------------------------------------------------------------
@@ -212,9 +248,7 @@ class ReaderStats:
     frames: int = 0  # frames decoded
     sampled: int = 0  # frames the model sampled
     units: int = 0  # units handed over
-    decode_errors: int = 0  # packets the decoder rejected (damage)
-    gaps: int = 0  # jumps in presentation time over 2.5x the usual frame interval
-    gap_seconds: float = 0.0
+    report: DecodeReport | None = None  # damage, gaps, a truncated tail, the frames' size (all connections)
     reconnects: int = 0  # successful reopens
     first_time: float | None = None  # source time of the first sampled frame
     last_time: float | None = None  # source time of the last sampled frame
@@ -262,6 +296,7 @@ class SourceReader(threading.Thread):
     def run(self) -> None:
         st = self.stats
         st.started = time.perf_counter()
+        st.report = DecodeReport(self.spec.name)
         try:
             self._run()
         except Exception as e:  # noqa: BLE001 - a reader never takes the process down: the source fails
@@ -289,6 +324,7 @@ class SourceReader(threading.Thread):
                 if self._give_up(tries):
                     st.state = "failed"
                     st.reason = str(e) if tries == 1 else f"gave up after {tries - 1} reconnect attempts ({e})"
+                    self._warn()
                     self._event("ended", state="failed", reason=st.reason)
                     return
                 delay = self._delay(tries)
@@ -314,8 +350,15 @@ class SourceReader(threading.Thread):
             if outcome == "stopped":
                 break
             if not self.spec.live:
-                st.state, st.reason = "ended", outcome
-                self._event("ended", state="ended", reason=outcome)
+                self._warn()
+                if st.units < self.sampling.units:
+                    st.state = "failed"
+                    st.reason = (f"too short for one window: {st.report.decoded:.2f} s decoded, a window needs "
+                                 f"{self.sampling.window_seconds:.2f} s ({self.sampling.window_frames} frames "
+                                 f"{self.sampling.frame_step:.3g} s apart)")
+                else:
+                    st.state, st.reason = "ended", outcome
+                self._event("ended", state=st.state, reason=st.reason)
                 return
             # a live source that ended, stalled or broke: reopen
             self._event("stalled" if outcome.startswith("stalled") else "dropped", reason=outcome)
@@ -330,7 +373,14 @@ class SourceReader(threading.Thread):
             if self._sleep(delay):
                 break
         st.state, st.reason = "stopped", "stopped"
+        self._warn()
         self._event("ended", state="stopped", reason="stopped")
+
+    def _warn(self) -> None:
+        """The one warning line of this source, when reading met damage or odd input."""
+        line = self.stats.report.line(self.pre.image_size)
+        if line:
+            self._event("warning", message=line, lost_fraction=round(self.stats.report.lost_fraction, 4))
 
     def _give_up(self, tries: int) -> bool:
         """``tries`` counts the next open attempt in this outage (1 = the first reopen)."""
@@ -369,19 +419,22 @@ class SourceReader(threading.Thread):
         import av
 
         st = self.stats
+        rep = st.report
         clock = FrameClock(stream.time_base, float(stream.average_rate or stream.guessed_rate or 25))
         sampler = TimeSampler(self.sampling.frame_step)
         conv = new_reformatter()
+        gaps = GapCounter()
         k = self.sampling.unit_frames
         buf: list[np.ndarray] = []
         tbuf: list[float] = []
         decode_s = pre_s = 0.0
         first_t = None  # this connection's first frame time (live: the zero of its clock)
+        last_t = None
         wall0 = None  # realtime pacing: wall time of the first frame
         last_wall = None
-        prev_t = None
-        intervals: deque = deque(maxlen=32)
         index = 0
+        if not self.spec.live:
+            rep.announced = announced_seconds(container, stream)
         packets = container.demux(stream)  # ends with an empty packet that flushes the decoder
         outcome = "end of stream"
 
@@ -418,28 +471,25 @@ class SourceReader(threading.Thread):
                 break
             except (av.FFmpegError, OSError) as e:
                 outcome = f"read error: {_reason(e)}"
+                rep.read_error = _reason(e)
                 break
             try:
                 frames = packet.decode()
             except av.EOFError:
                 break
             except (av.FFmpegError, ValueError):
-                st.decode_errors += 1  # one damaged packet: later keyframes still decode
+                rep.decode_errors += 1  # one damaged packet: later keyframes still decode
                 continue
             decode_s += time.perf_counter() - t_dec
             for frame in frames:
                 t = clock(frame)
+                rep.frames += 1
                 st.frames += 1
-                if prev_t is not None:
-                    dt = t - prev_t
-                    if len(intervals) >= 8 and dt > 2.5 * float(np.median(intervals)):
-                        st.gaps += 1
-                        st.gap_seconds += dt
-                    else:
-                        intervals.append(dt)
-                prev_t = t
+                gaps(t)
                 if first_t is None:
                     first_t = t
+                    rep.width, rep.height = (frame.height, frame.width) if quarter_turns(frame) % 2 else (frame.width, frame.height)
+                last_t = t
                 src_t = t if not self.spec.live else offset + (t - first_t)
                 now = time.perf_counter()
                 if self.realtime and not self.spec.live:  # pace a file at its own rate
@@ -452,6 +502,11 @@ class SourceReader(threading.Thread):
                     self.on_frame(frame, src_t)
                 if not hand_over(sampler.push(frame, src_t)):
                     return "stopped", last_wall
+        rep.gaps += gaps.gaps
+        rep.gap_seconds += gaps.seconds
+        rep.interval = gaps.interval or rep.interval
+        if first_t is not None:
+            rep.decoded += last_t - first_t + (gaps.interval or 0.0)
         if not hand_over(sampler.flush()):
             return "stopped", last_wall
         return outcome, last_wall
