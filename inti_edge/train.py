@@ -5,6 +5,11 @@ and DDP under torchrun (NCCL on GPUs, gloo on CPUs) with the same command.
 Exact resume: the sample order of an epoch is a permutation drawn from (seed, epoch) and every
 clip's augmentation from (seed, epoch, index) (the datasets' ``set_epoch``), so a run resumed from a
 checkpoint at step k sees the same batches as the uninterrupted run from step k on.
+
+Crash safety: a run killed at any point (SIGKILL included) leaves last.pt as the last complete
+checkpoint (written atomically, fsynced and checksummed: ``model.factory.save_checkpoint``) and a
+metrics.jsonl whose every line parses (one write + fsync per record). ``--resume last.pt`` rewrites
+metrics.jsonl from the checkpoint's history, which drops the records of steps the run redoes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .model import InTIVideoModel, create_model, make_config, read_checkpoint, save_checkpoint
 from .model.config import ModelConfig
+from .model.factory import write_atomic
 
 
 AUGMENTS = ("flip", "full", "real", "none")
@@ -349,6 +355,18 @@ class TrainResult:
 
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainResult:
     """Run (or continue) training as ``cfg`` says; returns where the results are."""
+    state: dict | None = None
+    # first: a resumed run takes its data and options from the checkpoint, and those are what to check
+    if resume:
+        try:
+            state = read_checkpoint(resume)
+        except Exception as e:  # noqa: BLE001
+            raise TrainError(str(e)) from None
+        if "train_state" not in state:
+            raise TrainError(f"{resume} holds a model but no training state to resume")
+        saved = TrainConfig(**state["train_state"]["config"])
+        # the run continues as it was configured; only where it runs may change
+        cfg = dataclasses.replace(saved, out=cfg.out, workers=cfg.workers, device=cfg.device, quiet=cfg.quiet, stop_after=cfg.stop_after)
     if not cfg.data:
         raise TrainError("no training data: pass --data SPEC (motion:VIDEO,... | CSV | class folder)")
     if cfg.batch_size % cfg.accum:
@@ -360,17 +378,6 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
     d = init_distributed("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
     device = pick_device(cfg.device, d)
     out = Path(cfg.out)
-    state: dict | None = None
-    if resume:
-        try:
-            state = read_checkpoint(resume)
-        except Exception as e:  # noqa: BLE001
-            raise TrainError(str(e)) from None
-        if "train_state" not in state:
-            raise TrainError(f"{resume} holds a model but no training state to resume")
-        saved = TrainConfig(**state["train_state"]["config"])
-        # the run continues as it was configured; only where it runs may change
-        cfg = dataclasses.replace(saved, out=cfg.out, workers=cfg.workers, device=cfg.device, quiet=cfg.quiet, stop_after=cfg.stop_after)
 
     from .data import Sampling, build_dataset, dataset_classes
 
@@ -449,10 +456,16 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
 
         net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
 
+    metrics_path = out / "metrics.jsonl"
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    metrics_path = out / "metrics.jsonl"
+        for name in _RUN_FILES:  # write_atomic temp files (NAME.<8 hex>.tmp) a kill left: never read, only in the way
+            for stale in out.glob(f"{name}.????????.tmp"):
+                stale.unlink(missing_ok=True)
+        write_atomic(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2).encode())
+        # the history (empty, or the checkpoint's) is the truth: records a killed run wrote after its
+        # last checkpoint, a cut-off last line, or an earlier run's records in this folder go
+        write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode())
 
     def checkpoint(path: Path, with_state: bool) -> None:
         if not d.main:
@@ -476,8 +489,11 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
     def log(rec: dict) -> None:
         history.append(rec)
         if d.main:
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+            _append_line(metrics_path, json.dumps(rec))
+
+    def evaluate_epoch(ep: int) -> None:
+        ev = evaluate(net if ema is None else ema.module, val_set, classes, batch_size=micro, workers=cfg.workers, device=device, amp=amp, limit=cfg.eval_clips, d=d)
+        log({"step": step, "epoch": ep, "val_top1": round(ev["top1"], 5), "val_top5": round(ev["top5"], 5), "val_loss": round(ev["loss"], 5), "val_n": ev["n"]})
 
     bar = _progress(d.main and not cfg.quiet)
     task = bar.add_task("train", total=total_steps, completed=step, stats="") if bar else None
@@ -486,6 +502,10 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
     model.train()
     stop_at = min(total_steps, cfg.stop_after or total_steps)
     try:
+        if epoch > 0 and start_batch == 0 and not any("val_top1" in r and r["epoch"] == epoch - 1 for r in history):
+            # the checkpoint of an epoch's last step precedes the epoch's evaluation: a run killed (or
+            # stopped) in between evaluates it now, where the uninterrupted run did, with the same RNG
+            evaluate_epoch(epoch - 1)
         while step < stop_at:
             if hasattr(train_set, "set_epoch"):
                 train_set.set_epoch(epoch)
@@ -550,8 +570,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
             if step >= stop_at and step < total_steps:
                 break  # stopped mid-run: no evaluation of a half epoch
             start_batch = 0
-            ev = evaluate(net if ema is None else ema.module, val_set, classes, batch_size=micro, workers=cfg.workers, device=device, amp=amp, limit=cfg.eval_clips, d=d)
-            log({"step": step, "epoch": epoch, "val_top1": round(ev["top1"], 5), "val_top5": round(ev["top5"], 5), "val_loss": round(ev["loss"], 5), "val_n": ev["n"]})
+            evaluate_epoch(epoch)
             epoch += 1
     finally:
         if bar:
@@ -566,6 +585,22 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
             print("note: matplotlib is not installed, no metrics.png")
     final = next((r for r in reversed(history) if "val_top1" in r), {})
     return TrainResult(out=out, step=step, metrics=history, final=final)
+
+
+_RUN_FILES = ("last.pt", "model.pt", "config.json", "metrics.jsonl", "metrics.png")
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one record with one write and an fsync: a kill leaves it whole or absent, so no reader
+    ever sees a line run into the next record."""
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        while data:  # a regular file takes a short record in one write; the loop covers a full disk's short write
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _Plans(Dataset):
@@ -614,6 +649,6 @@ def plot_metrics(history: list[dict], path: Path, title: str = "") -> Path:
     ax2.set_ylim(0, 100)
     ax1.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
+    write_atomic(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return path

@@ -2,14 +2,22 @@
 
 A checkpoint is self-describing: it carries the model config, the class names and the
 preprocessing, so ``load_checkpoint(path)`` needs nothing else.
+
+Checkpoints are crash-safe: ``save_checkpoint`` writes a temp file, fsyncs it, renames it over the
+target and fsyncs the folder, so a reader (or a run killed at any point) sees the old file or the whole
+new one. The file is a plain ``torch.save`` zip archive whose zip comment holds the sha256 of the
+archive (``inti-edge sha256:<hex>``): any ``torch.load`` still reads it, and ``read_checkpoint`` proves
+it whole before loading. Files without that comment (older checkpoints, the bundled model) still load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
+import secrets
+import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
@@ -123,7 +131,8 @@ def save_checkpoint(
     half: bool = False,
     sampling: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a self-describing checkpoint atomically (temp file + rename).
+    """Write a self-describing checkpoint atomically and durably (temp file, fsync, rename, fsync of
+    the folder), sealed with the sha256 that ``read_checkpoint`` verifies.
 
     ``half`` stores floating-point weights as float16 (the bundled model); they load back as float32.
     ``sampling``: the temporal sampling of the training clips (``data.Sampling.to_dict()``), which
@@ -144,15 +153,124 @@ def save_checkpoint(
         "state_dict": state,
         **(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
+
+    def write(f: BinaryIO) -> None:
+        torch.save(obj, f)
+        _seal(f)
+
+    return write_atomic(path, write)
+
+
+# --- crash-safe files ------------------------------------------------------------------------------
+def write_atomic(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], object]) -> Path:
+    """Replace ``path`` with ``data`` (bytes, or a function that writes to a binary file) so that a
+    reader, a crash or a SIGKILL sees the old file or the whole new one, never a part of it.
+
+    The temp file lies in the same folder because a rename is atomic only within one file system; the
+    fsyncs before and after the rename keep a power loss from leaving the new name pointing at
+    unwritten blocks or the rename itself forgotten. A kill leaves at most a ``NAME.*.tmp`` behind,
+    which no reader opens.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temp(path)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "w+b") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    fsync_dir(path.parent)
     return path
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    # like tempfile.mkstemp, but with mode 0o666 so the umask, not 0o600, decides who may read the result
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make renames in ``folder`` durable where the OS allows (POSIX; Windows opens no folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (and platforms) refuse fsync on a folder; the file itself is synced
+        pass
+    finally:
+        os.close(fd)
+
+
+# The seal: a zip archive ends with its end-of-central-directory record (22 bytes, the last two the
+# comment length) and an optional comment, which zip readers (torch.load included) skip. torch.save
+# writes no comment; the seal sets the length and appends "inti-edge sha256:<hex>", the sha256 of the
+# archive as torch.save wrote it (comment length still 0).
+_ZIP_LOCAL, _ZIP_END, _ZIP_END_SIZE = b"PK\x03\x04", b"PK\x05\x06", 22
+_SEAL = b"inti-edge sha256:"
+_SEAL_SIZE = len(_SEAL) + 64
+
+
+def _seal(f: BinaryIO) -> None:
+    f.flush()
+    size = f.seek(0, os.SEEK_END)
+    f.seek(size - _ZIP_END_SIZE)
+    end = f.read(_ZIP_END_SIZE)
+    if end[:4] != _ZIP_END or end[-2:] != b"\0\0":
+        raise RuntimeError("torch.save wrote no zip archive without comment; cannot seal the checkpoint")
+    digest = _sha256(f, size - 2, b"\0\0")
+    f.seek(size - 2)
+    f.write(struct.pack("<H", _SEAL_SIZE) + _SEAL + digest.encode())
+
+
+def _verify_seal(f: BinaryIO) -> bool | None:
+    """True: sealed and whole; False: sealed but truncated or altered; None: never sealed (older file)."""
+    size = f.seek(0, os.SEEK_END)
+    n = min(size, _ZIP_END_SIZE + _SEAL_SIZE)
+    f.seek(size - n)
+    tail = f.read(n)
+    # the last end record whose 22 bytes fit: a cut inside the comment moves it off its place
+    at = tail.rfind(_ZIP_END, 0, len(tail) - _ZIP_END_SIZE + len(_ZIP_END))
+    if at < 0:
+        # the end record is damaged or cut off: a seal left in the tail still says the file was sealed
+        return False if _SEAL in tail else None
+    declared = struct.unpack("<H", tail[at + _ZIP_END_SIZE - 2 : at + _ZIP_END_SIZE])[0]
+    comment = tail[at + _ZIP_END_SIZE :]
+    if declared == 0 and not comment:
+        return None
+    if declared != _SEAL_SIZE or len(comment) != _SEAL_SIZE or not comment.startswith(_SEAL):
+        return False  # a seal cut short or altered (torch.save writes no other comment)
+    digest = _sha256(f, size - _SEAL_SIZE - 2, b"\0\0")
+    return digest.encode() == comment[len(_SEAL) :]
+
+
+def _sha256(f: BinaryIO, size: int, then: bytes) -> str:
+    """sha256 of the first ``size`` bytes of ``f`` followed by ``then``, read in chunks (checkpoints
+    with optimizer state run to gigabytes)."""
+    h = hashlib.sha256()
+    f.seek(0)
+    left = size
+    while left > 0:
+        chunk = f.read(min(left, 1 << 22))
+        if not chunk:
+            break
+        h.update(chunk)
+        left -= len(chunk)
+    h.update(then)
+    return h.hexdigest()
 
 
 def preprocess_info(cfg: ModelConfig) -> dict[str, Any]:
@@ -170,13 +288,25 @@ def preprocess_info(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's raw dict, validated; raises CheckpointError with a one-line reason."""
+    """The checkpoint's raw dict, checksum verified where it has one; raises CheckpointError with a
+    one-line reason."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    damaged = f"{path} is truncated or damaged ({{}}); use an intact copy or an earlier checkpoint, or retrain"
+    try:
+        with path.open("rb") as f:
+            if _verify_seal(f) is False:
+                raise CheckpointError(damaged.format("checksum mismatch"))
+            f.seek(0)
+            zipped = f.read(4) == _ZIP_LOCAL
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
+        if zipped:  # an archive that cannot be read: cut short (no seal at its end) or corrupted
+            raise CheckpointError(damaged.format(f"unreadable archive, {type(e).__name__}")) from None
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an inti-edge checkpoint")
