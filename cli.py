@@ -26,6 +26,9 @@ def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
     """Train, export, quantize, build and check InTI video models for NVIDIA GPUs and Jetson."""
+    from inti_edge.commands import one_line_warnings
+
+    one_line_warnings()
     if version:
         from inti_edge import __version__
 
