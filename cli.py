@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from inti_edge.commands import show_warnings_as_lines
 from inti_edge.commands import flops as _flops
 from inti_edge.commands import build as _build
 from inti_edge.commands import check as _check
 from inti_edge.commands import export as _export
 from inti_edge.commands import run as _run
 from inti_edge.commands import train as _train
-
-show_warnings_as_lines()
 
 app = typer.Typer(
     name="inti-edge",
@@ -39,6 +36,9 @@ def _root(
                                  callback=_print_version),
 ) -> None:
     """Classify video streams with InTI models; train, export, quantize, build and check them for NVIDIA GPUs and Jetson."""
+    from inti_edge.commands import one_line_warnings
+
+    one_line_warnings()
 
 
 # --- commands (one line each; the function lives in inti_edge/commands/<name>.py) ----------------

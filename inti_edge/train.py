@@ -379,7 +379,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
     device = pick_device(cfg.device, d)
     out = Path(cfg.out)
 
-    from .data import Sampling, build_dataset, dataset_classes
+    from .data import ClipsTooShortError, Sampling, build_dataset, dataset_classes
+    from .data.motion import EVAL_CLIPS
 
     try:
         classes = dataset_classes(cfg.data)
@@ -395,10 +396,22 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
             cfg.data, mcfg, "train", seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch, random=False, augment=cfg.augment,
             damage="skip", max_lost=cfg.max_lost,
         )
-        val_set = build_dataset(cfg.val_data or cfg.data, mcfg, cfg.val_split, seed=cfg.seed + 1, damage="skip",
-                                max_lost=cfg.max_lost)
     except TrainError:
         raise
+    except ClipsTooShortError as e:
+        raise TrainError(f"data: {e.why}: {_too_short_fix(e, mcfg.unit_frames, 'footage')}") from None
+    except Exception as e:  # noqa: BLE001 - one-line data errors
+        raise TrainError(f"data: {e}") from None
+    try:
+        # no more clips than are evaluated (the same clips: a clip depends on its index only), so that
+        # a motion set's overlap warning counts what is evaluated
+        val_set = build_dataset(cfg.val_data or cfg.data, mcfg, cfg.val_split, seed=cfg.seed + 1,
+                                clips_per_epoch=min(cfg.eval_clips, EVAL_CLIPS) if cfg.eval_clips else None,
+                                damage="skip", max_lost=cfg.max_lost)
+    except TrainError:
+        raise
+    except ClipsTooShortError as e:
+        raise TrainError(f"val data: {e.why}: {_too_short_fix(e, mcfg.unit_frames, '--val-data footage')}") from None
     except Exception as e:  # noqa: BLE001 - one-line data errors
         raise TrainError(f"data: {e}") from None
     renderer = None
@@ -601,6 +614,16 @@ def _append_line(path: Path, line: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _too_short_fix(e, unit: int, footage: str) -> str:
+    """What fixes a ClipsTooShortError in training: longer ``footage``, or the most --frames that fit
+    (a multiple of the model's unit of frames)."""
+    longer = f"{footage} longer than {e.need:.2f} s"
+    k = e.max_frames // unit * unit
+    if k < unit:
+        return f"use {longer}"
+    return f"pass --frames {k} (the most that fit {e.longest:.2f} s at {e.step:.3f} s steps, in units of {unit}) or use {longer}"
 
 
 class _Plans(Dataset):

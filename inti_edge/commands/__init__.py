@@ -20,6 +20,20 @@ def fail(msg: str, console=None) -> NoReturn:
     raise typer.Exit(2)
 
 
+def one_line_warnings() -> None:
+    """Show Python warnings as ``fail`` shows errors: one line on stderr. The default format adds the
+    warning's file, line number and source line, which mean nothing to a CLI user."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+    warnings.showwarning = show
+
+
 def step_bar(console, disable: bool = False):
     """The progress bar of the multi-step commands (build, check): step name, count, elapsed time.
     Returns the bar (a context manager) and ``update(name, done=None, total=None)``."""
@@ -33,19 +47,3 @@ def step_bar(console, disable: bool = False):
         bar.update(task, description=name, completed=done or 0, total=total)
 
     return bar, update
-
-
-def show_warnings_as_lines() -> None:
-    """Python warnings from the package (damaged input, skipped videos) as one ``warning:`` line on
-    stderr each, instead of a file:line and a source line."""
-    import sys
-    import warnings
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        out = file or sys.stderr
-        try:
-            out.write(f"warning: {message}\n")
-        except OSError:
-            pass
-
-    warnings.showwarning = show

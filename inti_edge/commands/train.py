@@ -77,7 +77,8 @@ def eval_cmd(
     max_lost: float = typer.Option(0.25, "--max-lost", help="Refuse a video that lost more than this fraction of its time to damage (undecodable packets, gaps, a truncated tail)."),
 ) -> None:
     """Top-1 / top-5 / per-class accuracy of a checkpoint on a data spec."""
-    from inti_edge.data import build_dataset
+    from inti_edge.data import ClipsTooShortError, build_dataset
+    from inti_edge.data.motion import EVAL_CLIPS
     from inti_edge.model import CheckpointError, load_checkpoint
     from inti_edge.train import TrainError, amp_dtype, evaluate, pick_device, plot_confusion
 
@@ -89,7 +90,14 @@ def eval_cmd(
     except (CheckpointError, TrainError) as e:
         fail(str(e))
     try:
-        dataset = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"], damage="refuse", max_lost=max_lost)
+        # --limit clips are the first clips of the full set; asking for just those lets a motion set's
+        # overlap warning count what is evaluated
+        dataset = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"],
+                                clips_per_epoch=min(limit, EVAL_CLIPS) if limit else None, damage="refuse",
+                                max_lost=max_lost)
+    except ClipsTooShortError as e:  # the model fixes the frames: only longer footage helps
+        fail(f"data: {e.why}: the model takes {model.cfg.frames} frames every {e.step:.3f} s, "
+             f"so evaluate it on footage longer than {e.need:.2f} s")
     except Exception as e:  # noqa: BLE001 - data errors are one-line input errors
         fail(f"data: {e}")
     res = evaluate(model.to(dev), dataset, meta["classes"], batch_size=batch_size, workers=workers, device=dev,

@@ -24,8 +24,8 @@ _WHERE = {
     "transforms": ("ClipTransform", "CropParams", "center_crop", "hflip", "normalize", "resize_short_side"),
     "store": ("FrameStore", "clear_store_cache", "load_store"),
     "clips": ("DatasetError", "VideoClipDataset", "read_class_list", "read_csv", "scan_folder"),
-    "motion": ("FLIP_LABEL", "MOTION_CLASSES", "CameraMotionDataset", "ClipPlan", "MotionConfig", "auto_short_side",
-               "motion_dataset", "split_segments", "window_path"),
+    "motion": ("FLIP_LABEL", "MOTION_CLASSES", "CameraMotionDataset", "ClipPlan", "ClipsTooShortError", "MotionConfig",
+               "SplitLayout", "auto_short_side", "motion_dataset", "split_layout", "split_segments", "window_path"),
     "build": ("build_dataset", "dataset_classes"),
 }
 _LAZY = {name: module for module, names in _WHERE.items() for name in names}

@@ -18,6 +18,29 @@ in shuffled cycles (8:1:1 by default, so held-out time is spread over the whole 
 keep ``guard`` seconds away from any boundary with another split, so no frame is shared. Split
 ``all`` uses the whole of every video: out-of-domain testing on footage never trained on.
 
+Short videos (``split_layout``). 10 s blocks leave a video under ~81 s without a val block (seed 0
+deals the first cycle train x6, test, train, val, train), so the layout of each video is the first
+of these that works, chosen from the video's length T, the clip span (``frames`` at the longest
+step) and the config only, never from the split asked for, so its train, val and test always agree:
+1. ``blocks``: the configured blocks, when train, val and test each get ``MIN_STARTS`` (1 s) of clip
+   starts (summed over their segments: length minus clip span). Long videos keep their split exactly.
+2. ``cycle``: one cycle of blocks of T / sum(ratios) s (8:1:1 kept) in the order of the seed's first
+   cycle, when each split again gets 1 s of starts (8 frames at 1/6 s: videos of ~24-81 s).
+3. ``pieces``: one block per split, in the order the splits first appear in that cycle; each
+   held-out block holds one clip span plus r s of starts, r = min(1 s, a third of what the time
+   after guards leaves beyond three clip spans), or its ratio's share if that is longer, and train
+   gets the rest (8 frames at 1/6 s: down to ~3.9 s).
+4. ``whole``: one clip fits but no three-way split does: every split gets the whole video (they
+   share frames; a warning says so). In a spec where another video splits, such a video trains only.
+5. ``none``: not even one clip fits: the video is skipped with a warning; with no video left the
+   error says how long the footage must be and how many frames fit.
+Layouts 2 and 3 scale the guard with the block (guard x block / configured block), never above the
+configured guard and never below 0.1 s or the store's longest frame interval, so that no frame is on
+screen on both sides of a boundary. Layouts 2-5 warn with the same text for every split (so Python
+shows it once). Evaluation splits also warn when their clips outnumber the distinct first frames
+they can start on more than 4 to 1 (their n then overstates the evidence); training repeats footage
+by design (epochs), so it does not.
+
 Clips are drawn, not enumerated: an epoch is ``clips_per_epoch`` clips; clip i of an evaluation set
 comes from an RNG seeded by (seed, split, epoch, i), so it is the same on every run; training draws
 fresh randomness (from torch's RNG, which DataLoader seeds per worker).
@@ -29,6 +52,8 @@ with one ``roi_align`` (bilinear, area-averaged when shrinking) on the stores' d
 from __future__ import annotations
 
 import copy
+import os
+import warnings
 
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -54,6 +79,17 @@ SPLITS = ("train", "val", "test", "all")
 _SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
 
 
+class ClipsTooShortError(VideoError):
+    """No video of a motion data set holds one clip. Callers that know the options to pass (train:
+    --frames; eval: the model's frames are fixed) phrase the fix from ``need``, ``longest`` (s),
+    ``step`` (s between frames) and ``max_frames`` (the most frames a clip of the longest video fits)."""
+
+    def __init__(self, why: str, need: float, longest: float, step: float, max_frames: int):
+        self.why, self.need, self.longest, self.step, self.max_frames = why, need, longest, step, max_frames
+        fewer = f", or fewer frames (at most {max_frames} fit)" if max_frames >= 2 else ""
+        super().__init__(f"{why}: use footage longer than {need:.2f} s{fewer}")
+
+
 @dataclass(frozen=True)
 class MotionConfig:
     """Geometry, timing and time split of the camera-motion clips."""
@@ -63,7 +99,7 @@ class MotionConfig:
     pan: tuple[float, float] = (0.25, 0.60)  # pan travel over the clip / window side (>= ~2 patches at 112 px)
     zoom: tuple[float, float] = (1.4, 2.0)  # window scale factor over the clip
     jitter: float = 0.01  # handheld shake: per-frame offset sd / window side, every class (capped at 2 sd)
-    block: float = 10.0  # s per time block of the split
+    block: float = 10.0  # s per time block of the split (videos too short for it: split_layout)
     ratios: tuple[int, int, int] = (8, 1, 1)  # train : val : test blocks in each cycle
     guard: float = 0.5  # s kept clear on each side of a boundary between two splits
     split_seed: int = 0  # which blocks go where; independent of the sampling seed
@@ -107,6 +143,114 @@ def split_segments(
     return segments
 
 
+MIN_STARTS = 1.0  # s of clip starts each split needs before a layout settles for less (module docstring)
+MIN_GUARD = 0.1  # s: the floor of a scaled-down guard
+HEAVY_OVERLAP = 4  # evaluation clips per distinct first frame above which samples overlap heavily
+TRAIN_CLIPS, EVAL_CLIPS = 7 * 1024, 7 * 200  # clips per epoch unless asked otherwise
+
+
+@dataclass(frozen=True)
+class SplitLayout:
+    """How one video is split (``split_layout``): ``kind`` blocks | cycle | pieces | whole | none."""
+
+    kind: str
+    start: float
+    end: float
+    span: float  # s: the clip span the layout was chosen for
+    block: float  # s: block length (pieces: the longest held-out block's; whole / none: the video's)
+    guard: float  # s kept clear on each side of a boundary between two splits
+    segments: dict  # split -> [(s, e)] for train, val and test
+    config_block: float = 10.0
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def time(self, split: str) -> float:
+        """Seconds of ``split`` (its segments summed)."""
+        return sum(e - s for s, e in self.segments[split])
+
+    def note(self, name: str, train_only: bool = False) -> str:
+        """The one-line warning of an adapted layout ('' for the configured blocks); ``train_only``:
+        a ``whole`` video that trains only, since other videos of its spec give val and test."""
+        T, sizes = self.duration, ", ".join(f"{s} {self.time(s):.1f} s" for s in SPLITS[:3])
+        short = f"{name}: {T:.1f} s is too short for {self.config_block:g} s blocks of {self.span:.2f} s clips"
+        if self.kind == "cycle":
+            return f"{short}: split into blocks of {self.block:.2f} s ({sizes})"
+        if self.kind == "pieces":
+            return f"{short}: split into one block per split ({sizes})"
+        if self.kind == "whole":
+            why = (f"{name}: {T:.2f} s is too short to split into train/val/test for {self.span:.2f} s clips "
+                   f"(that needs over {3 * self.span + 4 * self.guard:.2f} s)")
+            if train_only:
+                return f"{why}: it trains only (the other videos give val and test)"
+            return (f"{why}: every split uses the whole video, so they share frames (to ask for that: "
+                    "--split all, --val-split all; to validate on other footage: --val-data VIDEO)")
+        if self.kind == "none":
+            return f"{name}: {T:.2f} s holds no {self.span:.2f} s clip: skipped"
+        return ""
+
+
+def _starts(segments, span: float) -> float:
+    """Seconds of clip starts in ``segments``: each segment's length minus the clip span."""
+    return sum(max(0.0, e - s - span) for s, e in segments)
+
+
+def split_layout(
+    start: float,
+    end: float,
+    span: float,
+    block: float = 10.0,
+    ratios=(8, 1, 1),
+    guard: float = 0.5,
+    seed: int = 0,
+    frame_gap: float = 0.0,
+) -> SplitLayout:
+    """The time split of one video [start, end) for clips spanning ``span`` s: the first layout of
+    the module docstring's list that works. ``frame_gap``: the longest time a frame stays on screen
+    (a floor of the scaled guards). Deterministic: the same arguments give the same layout."""
+    T = end - start
+    held = [i for i in range(3) if ratios[i] > 0]  # splits that get time at all
+
+    def segs(b: float, g: float) -> dict:
+        return {s: split_segments(start, end, s, b, ratios, g, seed) for s in SPLITS[:3]}
+
+    def enough(sg: dict) -> bool:
+        return all(_starts(sg[SPLITS[i]], span) >= MIN_STARTS - 1e-9 for i in held)
+
+    def layout(kind, b, g, sg) -> SplitLayout:
+        return SplitLayout(kind, start, end, span, b, g, sg, block)
+
+    standard = segs(block, guard)
+    if enough(standard):
+        return layout("blocks", block, guard, standard)
+    b = T / sum(ratios)
+    g = max(MIN_GUARD, frame_gap, min(guard, guard * b / block))
+    cycle = segs(b, g)
+    if enough(cycle):
+        return layout("cycle", b, g, cycle)
+    # one block per split, in the order the seed's first cycle deals them
+    first = np.random.default_rng([seed, 0]).permutation(np.repeat(np.arange(3), ratios))
+    order = list(dict.fromkeys(int(c) for c in first))
+    usable = T - 2 * g * (len(order) - 1)  # after the guards of every inner boundary
+    room = min(MIN_STARTS, (usable - len(order) * span) / len(order))
+    whole = {s: [(start, end)] for s in SPLITS[:3]}
+    if room <= 1e-6:
+        return layout("whole" if T > span else "none", T, g, whole)
+    rest = max(order, key=lambda i: ratios[i])  # train, with 8:1:1: the others get what they need first
+    size = {i: max(usable * ratios[i] / sum(ratios), span + room) for i in order if i != rest}
+    size[rest] = usable - sum(size.values())
+    if size[rest] < span + room - 1e-9:
+        return layout("whole", T, g, whole)
+    pieces, t = {s: [] for s in SPLITS[:3]}, start
+    for k, i in enumerate(order):
+        s = t + (g if k > 0 else 0.0)
+        e = s + size[i]
+        pieces[SPLITS[i]].append((s, min(e, end)))
+        t = e + g
+    return layout("pieces", max((v for i, v in size.items() if i != rest), default=T), g, pieces)
+
+
 @dataclass(frozen=True)
 class ClipPlan:
     """Everything that decides one clip, before any pixel is touched."""
@@ -122,6 +266,12 @@ class ClipPlan:
     scale: float = 1.0  # resolution degradation: down-sampled by this factor, then up again (1: none)
     noise: float = 0.0  # sd of the additive sensor noise on [0, 1] values (0: none)
     noise_seed: int = 0  # the noise's RNG seed (the batch's noise follows from its plans)
+
+
+def _frame_gap(store: FrameStore) -> float:
+    """The longest time one frame of ``store`` stays on screen (s)."""
+    times = np.append(store.times, store.end)
+    return float(np.diff(times).max()) if len(times) > 1 else 0.0
 
 
 @dataclass
@@ -154,6 +304,8 @@ class CameraMotionDataset(Dataset):
     ):
         if not stores:
             raise ValueError("no videos given")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
         self.split, self.frames, self.size = split, frames, size
         self.mean, self.std = tuple(mean), tuple(std)
         self.cfg = config
@@ -165,30 +317,66 @@ class CameraMotionDataset(Dataset):
         if not (0.0 <= self.flip_p <= 1.0 and 0.0 <= self.reverse_p <= 1.0 and 0.0 <= self.degrade_p <= 1.0
                 and 0.0 <= self.color_jitter < 1.0):
             raise ValueError("flip_p, reverse_p and degrade_p must lie in [0, 1] and color_jitter in [0, 1)")
-        self.clips_per_epoch = clips_per_epoch or (7 * 1024 if split == "train" else 7 * 200)
+        self.clips_per_epoch = clips_per_epoch or (TRAIN_CLIPS if split == "train" else EVAL_CLIPS)
         need = config.span(frames)
         self.sources: list[_Source] = []
-        longest = 0.0
-        for st in stores:
-            segs = split_segments(st.start, st.end, split, config.block, config.ratios, config.guard, config.split_seed)
-            longest = max([longest] + [e - s for s, e in segs])
+        # one layout per video, from the video alone (not from ``split``): train, val and test agree
+        self.layouts = [
+            split_layout(st.start, st.end, need, config.block, config.ratios, config.guard, config.split_seed,
+                         frame_gap=_frame_gap(st))
+            for st in stores
+        ]
+        splits_somewhere = any(lay.kind in ("blocks", "cycle", "pieces") for lay in self.layouts)
+        for st, lay in zip(stores, self.layouts):
+            if split == "all" or lay.kind == "none":
+                segs = [(st.start, st.end)]
+            elif lay.kind == "whole":  # in a spec where other videos split, keep held-out time clean
+                segs = [(st.start, st.end)] if split == "train" or not splits_somewhere else []
+            else:
+                segs = lay.segments[split]
+            if split != "all" and lay.kind in ("cycle", "pieces", "whole"):
+                warnings.warn(lay.note(st.path or "?", train_only=splits_somewhere), stacklevel=2)
             self.sources.append(_Source(st, [(s, e) for s, e in segs if e - s > need]))
-        if config.avoid_cuts:
-            for src in self.sources:
-                src.store.cuts()  # once, before DataLoader workers fork
         # every usable segment of every video, flat: a clip start is uniform over all usable time,
         # so longer videos give more clips
         flat = [(v, s, e) for v, src in enumerate(self.sources) for s, e in src.segments]
+        if not flat:
+            step = config.frame_step[1]
+            longest = max(st.duration for st in stores)
+            if any(lay.kind != "none" for lay in self.layouts):  # clips fit, the ratios give this split nothing
+                raise VideoError(f"split {split!r} gets no time: the motion ratios (train:val:test) are {config.ratios}")
+            raise ClipsTooShortError(
+                f"clips too short for split {split!r}: a clip of {frames} frames every {step:.3f} s needs {need:.2f} s "
+                f"of unbroken footage, the longest piece is {longest:.2f} s "
+                f"(videos: {', '.join(st.path or '?' for st in stores)})",
+                need=need, longest=longest, step=step, max_frames=int(np.ceil(longest / step - 1e-9)),
+            )
+        for st, lay in zip(stores, self.layouts):
+            if lay.kind == "none":  # only now: with no video left, the error says it instead
+                warnings.warn(lay.note(st.path or "?"), stacklevel=2)
+        if config.avoid_cuts:
+            for src in self.sources:
+                src.store.cuts()  # once, before DataLoader workers fork
         self._seg_video = np.array([v for v, _, _ in flat], dtype=np.int64)
         self._seg_start = np.array([s for _, s, _ in flat], dtype=np.float64)
         self._seg_len = np.array([e - s for _, s, e in flat], dtype=np.float64)
         self._k = np.arange(frames, dtype=np.float64)
-        if not flat:
-            raise VideoError(
-                f"clips too short for split {split!r}: a clip of {frames} frames every {config.frame_step[1]:.3f} s "
-                f"needs {need:.2f} s of unbroken footage, the longest piece is {longest:.2f} s "
-                f"(videos: {', '.join(s.store.path or '?' for s in self.sources)})"
+        starts = self.first_frames()
+        if split != "train" and self.clips_per_epoch > HEAVY_OVERLAP * starts:
+            warnings.warn(
+                f"{split}: {starts} distinct clip positions for {self.clips_per_epoch} evaluation clips: "
+                f"samples overlap heavily ({', '.join(os.path.basename(st.path or '?') for st in stores)})",
+                stacklevel=2,
             )
+
+    def first_frames(self) -> int:
+        """Distinct store frames a clip can start on (at the longest step), over all usable segments."""
+        need = self.cfg.span(self.frames)
+        n = 0
+        for src in self.sources:
+            for s, e in src.segments:
+                n += int(src.store.position(e - need) - src.store.position(s)) + 1
+        return n
 
     # -- Dataset ------------------------------------------------------------------------------
     @property
