@@ -293,7 +293,7 @@ def open_artifact(path: str | Path) -> Artifact:
 
 def _open_checkpoint(p: Path) -> Artifact:
     if p.stat().st_size == 0:
-        raise ArtifactError(f"{p}: empty file (not a checkpoint)")
+        raise ArtifactError(f"{p}: empty file (0 bytes), not a checkpoint")
     try:
         from .model.factory import CheckpointError, read_checkpoint
     except ImportError:

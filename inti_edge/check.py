@@ -333,7 +333,7 @@ def check(
     if not artifact.exists():
         raise CheckError(f"no artifact at {artifact}")
     notes = []
-    info = _artifact_info(artifact)
+    info = artifact_facts(artifact)
     precision = precision or info.get("precision", "fp32")
     if precision not in DEFAULT_BUDGETS:
         raise CheckError(f"unknown precision {precision!r}")
@@ -382,10 +382,19 @@ def check(
     return report
 
 
-def _artifact_info(path: Path) -> dict[str, Any]:
+def artifact_facts(path: Path) -> dict[str, Any]:
+    """Precision, backend and classes of an artifact (ONNX or plan); a CheckError naming what the file
+    is when it is neither."""
     if path.suffix == ".onnx":
         i = ex.read_info(path)
         return {"precision": i.precision, "backend": i.backend, "classes": i.classes}
+    from .artifact import KINDS, PLAN_SUFFIXES, sniff
+
+    if path.suffix.lower() not in PLAN_SUFFIXES:
+        kind = sniff(path)
+        what = KINDS[kind] if kind != "unknown" else "not an ONNX model or a TensorRT plan"
+        raise CheckError(f"{path} is {what}: check takes an exported or built artifact (ONNX, plan, or its folder) "
+                         "and the checkpoint as --reference")
     manifest = path.parent / "manifest.json"
     if manifest.is_file():
         m = json.loads(manifest.read_text())
@@ -410,9 +419,11 @@ def write_report(report: CheckReport, out_dir: str | Path) -> dict[str, Path]:
     png = _plot(report, out_dir / "report.png")
     if png:
         paths["png"] = png
-    d = report.to_dict()
-    paths["json"].write_text(json.dumps(d, indent=2) + "\n")
-    paths["md"].write_text(_markdown(report, png.name if png else None))
+    from .files import write_atomic
+
+    d = report.to_dict()  # each file whole or not at all, whatever stops the command
+    write_atomic(paths["json"], (json.dumps(d, indent=2) + "\n").encode())
+    write_atomic(paths["md"], _markdown(report, png.name if png else None).encode())
     return paths
 
 
@@ -506,6 +517,8 @@ def _plot(r: CheckReport, path: Path) -> Path | None:
         axes[2].set_xlabel("relative error added")
     fig.suptitle(f"{r.precision} {'passed' if r.passed else 'FAILED'}: agreement {m['agreement']:.3f}, cos mean {m['cos_mean']:.4f}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from .files import write_atomic
+
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     return path

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,11 +80,16 @@ def set_metadata(model: onnx.ModelProto, **values: str) -> None:
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:
     """Save, with weights in a side file only where the 2 GB protobuf limit needs it (ViT-L, long clips)."""
+    from .files import write_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    big = model.ByteSize() > 1_800_000_000
-    onnx.save_model(model, str(path), save_as_external_data=big, location=path.name + ".data" if big else None)
-    return path
+    if model.ByteSize() > 1_800_000_000:  # the side file first; the model file, written last, commits both
+        tmp = path.with_name(f".{path.name}.partial")
+        onnx.save_model(model, str(tmp), save_as_external_data=True, location=path.name + ".data")
+        os.replace(tmp, path)
+        return path
+    return write_atomic(path, model.SerializeToString())  # never a half-written model.onnx
 
 
 # --- the TokenInterpolation node and its local function ----------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import pickle
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,35 +27,15 @@ def _frames(src: Path = BBB):
 def encode(dst: Path, *, width: int = 160, height: int = 90, fps: float = 24.0, seconds: float | None = None,
            codec: str = "libx264", times: list[float] | None = None, rotate: float | None = None,
            movflags: str | None = None, gop: int = 48, src: Path = BBB, pix_fmt: str = "yuv420p") -> Path:
-    """Frames of ``src`` re-encoded: size, rate, length; ``times`` (s) gives each frame's own time
-    (variable rate, gaps); ``rotate`` sets a display matrix (degrees); ``movflags`` e.g. faststart."""
-    rate = Fraction(fps).limit_denominator(1001)
-    tb = Fraction(1, 1000) if times is not None else 1 / rate
-    n = len(times) if times is not None else int(round(seconds * fps))
-    opts = {"movflags": movflags} if movflags else {}
-    with av.open(str(dst), mode="w", options=opts) as out:
-        st = out.add_stream(codec, rate=rate)
-        st.width, st.height, st.pix_fmt = width, height, pix_fmt
-        st.codec_context.time_base = tb
-        st.codec_context.gop_size = gop
-        if codec == "libx264":
-            st.codec_context.options = {"bf": "0"} if times is not None else {}
-        if rotate is not None:
-            st.set_display_rotation(rotate)
-        k = 0
-        while k < n:
-            for f in _frames(src):
-                g = f.reformat(width=width, height=height, format=pix_fmt)
-                g.pts = int(round(times[k] * 1000)) if times is not None else k
-                g.time_base = tb
-                for p in st.encode(g):
-                    out.mux(p)
-                k += 1
-                if k >= n:
-                    break
-        for p in st.encode(None):
-            out.mux(p)
-    return dst
+    """Frames of ``src`` re-encoded (``inti_edge.data.transcode.retime``): size, rate, length; ``times``
+    (s) gives each frame's own time (variable rate, gaps; no B-frames then, so packets keep them);
+    ``rotate`` sets a display matrix (degrees); ``movflags`` e.g. faststart."""
+    from inti_edge.data.transcode import retime
+
+    options = {"bf": "0"} if codec == "libx264" and times is not None else {}
+    return retime(src, dst, width=width, height=height, fps=fps, seconds=seconds, times=times, codec=codec,
+                  options=options, gop=gop, pix_fmt=pix_fmt, rotate=rotate,
+                  container_options={"movflags": movflags} if movflags else None)
 
 
 # --- the makers ---------------------------------------------------------------------------------------
@@ -184,20 +163,9 @@ def time_gap(d: Path) -> Path:
 
 
 def ten_bit(d: Path) -> Path:
-    p = d / "hevc_10bit.mkv"
-    with av.open(str(p), mode="w") as out:
-        codec = "libx265" if "libx265" in av.codecs_available else "libx264"
-        st = out.add_stream(codec, rate=24, options={"log-level": "error"} if codec == "libx265" else {})
-        st.width, st.height = 160, 90
-        st.pix_fmt = "yuv420p10le" if codec == "libx265" else "yuv422p"
-        for k, f in enumerate(_frames()):
-            g = f.reformat(width=160, height=90, format=st.pix_fmt)
-            g.pts, g.time_base = k, Fraction(1, 24)
-            for pk in st.encode(g):
-                out.mux(pk)
-        for pk in st.encode(None):
-            out.mux(pk)
-    return p
+    if "libx265" in av.codecs_available:
+        return encode(d / "hevc_10bit.mkv", seconds=8, codec="libx265", pix_fmt="yuv420p10le")
+    return encode(d / "h264_422.mkv", seconds=8, pix_fmt="yuv422p")
 
 
 def mjpeg_avi(d: Path) -> Path:

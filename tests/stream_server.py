@@ -1,11 +1,13 @@
 """A live MPEG-TS stream on 127.0.0.1 for the network tests: a clip looped, encoded and served by PyAV.
 
-    python tests/stream_server.py PORT CLIP [--speed 2.0] [--stall-after S] [--max-seconds S]
+    python tests/stream_server.py PORT CLIP [--speed 2.0] [--stall-after S] [--max-seconds S] [--to PATH]
 
 Listens on tcp://127.0.0.1:PORT (FFmpeg's tcp protocol with listen=1), waits for one client, then
 sends the clip over and over at ``speed`` times its own rate (h264 in MPEG-TS). ``--stall-after``:
 after that many seconds of stream it stops sending but keeps the connection open (a stalled
-camera). The tests start it, kill it (SIGKILL: a dropped stream) and start it again.
+camera). ``--to PATH`` writes the stream into a file or FIFO instead (a device that vanishes when the
+test kills the writer and removes the FIFO). The tests start it, kill it (SIGKILL: a dropped stream)
+and start it again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=1.0)
     ap.add_argument("--stall-after", type=float, default=None)
     ap.add_argument("--max-seconds", type=float, default=600.0)
+    ap.add_argument("--to", default=None)
     a = ap.parse_args()
 
     src = av.open(a.clip)
@@ -31,7 +34,8 @@ def main() -> None:
     rate = Fraction(ist.average_rate or 25).limit_denominator(1001)
     w, h = ist.codec_context.width // 2 * 2, ist.codec_context.height // 2 * 2
     print("listening", flush=True)
-    out = av.open(f"tcp://127.0.0.1:{a.port}?listen=1", mode="w", format="mpegts")  # returns once a client connects
+    url = a.to or f"tcp://127.0.0.1:{a.port}?listen=1"
+    out = av.open(url, mode="w", format="mpegts")  # returns once a client connects (or a FIFO's reader opens)
     print("connected", flush=True)
     ost = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "tune": "zerolatency", "g": "12"})
     ost.width, ost.height, ost.pix_fmt = w, h, "yuv420p"

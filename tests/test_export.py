@@ -292,6 +292,6 @@ def test_export_command_wrote_every_form_and_fails_in_one_line(files, tmp_path):
     res = cli("export", bad, "-o", tmp_path / "x")
     assert res.exit_code == 2
     assert "error:" in res.output and "Traceback" not in res.output
-    assert re.search(r"not a readable checkpoint|not an inti-edge checkpoint", res.output)
+    assert re.search(r"a text file, not a checkpoint|not an inti-edge checkpoint", res.output)  # the cause, named
     res = cli("export", bad, "-o", tmp_path / "x", "--plain", "--plugin-only")
     assert res.exit_code == 2 and "exclude each other" in res.output

@@ -230,7 +230,7 @@ def test_checkpoint_errors_are_one_line(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable"):
+    with pytest.raises(CheckpointError, match="a text file, not a checkpoint"):
         load_checkpoint(bad)
     torch.save({"x": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not an inti-edge"):

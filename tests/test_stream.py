@@ -26,9 +26,9 @@ from inti_edge.artifact import ArtifactError, open_artifact, read_info
 from inti_edge.data.preprocess import Preprocess, resize_weights
 from inti_edge.data.sampling import Sampling
 from inti_edge.engines.runtime import open_runtime
-from inti_edge.stream import RunError, StreamOptions, run
+from inti_edge.stream import StreamOptions, run
 from inti_edge.stream.pipeline import Stream
-from inti_edge.stream.sources import Hub, SourceError, TimeSampler, Unit, parse_source
+from inti_edge.stream.sources import Hub, SourceError, SourceSpec, TimeSampler, Unit, parse_source
 
 from test_export import CLIPS, ROOT, cli, cpu_build, default_checkpoint, exported
 
@@ -462,6 +462,44 @@ def test_a_stalled_stream_is_detected_and_a_refused_reopen_ends_the_source(expor
     assert "window" in kinds and "stalled" in kinds and kinds[-2:] == ["ended", "summary"]
     assert client.p.returncode == 1  # the source failed
     assert [e for e in seen if isinstance(e, dict) and e["event"] == "ended"][0]["state"] == "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
+def test_a_live_source_that_disappears_fails_alone(export_dir, tmp_path):
+    """A camera unplugged mid-stream, emulated: PyPI's PyAV has no v4l2 input, so the device is a FIFO
+    fed by a writer that the test kills and removes; the reader sees what a vanished device gives
+    (the end of the data, then no such file on reopen) and the file beside it goes on."""
+    fifo = tmp_path / "camera"
+    os.mkfifo(fifo)
+    writer = _Proc([sys.executable, SERVER, 0, BBB, "--to", fifo, "--speed", "2"])
+    art = open_artifact(export_dir)
+    rt = open_runtime(art, "onnxruntime", "cpu", forms=("encoder", "head"))
+    camera = SourceSpec("camera", str(fifo), "camera", "mpegts")
+    evs: list[dict] = []
+    seen = threading.Event()
+
+    def on_event(e):
+        evs.append(e)
+        if e["event"] == "window" and e["source"] == "camera" and sum(x.get("source") == "camera" and x["event"] == "window" for x in evs) >= 3:
+            seen.set()
+
+    def unplug():
+        seen.wait(60)
+        writer.kill()
+        fifo.unlink()
+
+    threading.Thread(target=unplug, daemon=True).start()
+    opts = StreamOptions(reconnect_attempts=1, stall_timeout=2)
+    try:
+        summary = Stream([camera, parse_source(str(BBB))], rt, art, opts, on_event).run()
+    finally:
+        writer.kill()
+    by = {s.source: s for s in summary.sources}
+    assert by["camera"].state == "failed" and "No such file" in by["camera"].reason and by["camera"].windows >= 3
+    assert by[str(BBB)].state == "ended" and by[str(BBB)].windows == 21
+    kinds = [e["event"] for e in evs if e.get("source") == "camera"]
+    assert kinds.index("opened") < kinds.index("dropped") < kinds.index("reconnecting") < kinds.index("ended")
 
 
 def test_a_refused_url_fails_that_source_while_a_file_goes_on(export_dir):

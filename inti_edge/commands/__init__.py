@@ -22,15 +22,25 @@ def fail(msg: str, console=None) -> NoReturn:
 
 def one_line_warnings() -> None:
     """Show Python warnings as ``fail`` shows errors: one line on stderr. The default format adds the
-    warning's file, line number and source line, which mean nothing to a CLI user."""
+    warning's file, line number and source line, which mean nothing to a CLI user. Input warnings
+    (data.video.InputWarning) show every time they are raised, each distinct line once per command."""
     import warnings
+
+    from inti_edge.data.video import InputWarning
+
+    seen: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+        text = str(message)
+        if text in seen:
+            return
+        seen.add(text)
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
 
+    warnings.simplefilter("always", InputWarning)
     warnings.showwarning = show
 
 

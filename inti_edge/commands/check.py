@@ -57,6 +57,7 @@ def check(
             artifact = artifact / "model.onnx"
         if not artifact.exists():
             raise ck.CheckError(f"no artifact at {artifact}")
+        ck.artifact_facts(artifact)  # what it is, before seconds of decoding clips
         overrides = ck.parse_budget(budget)
         bar, update = step_bar(console, disable=as_json)
 

@@ -27,6 +27,7 @@ def run(
     reconnect_attempts: int = typer.Option(5, "--reconnect-attempts", help="Reopen tries in a row for a live source that drops (-1: forever)."),
     open_timeout: float = typer.Option(10.0, "--open-timeout", help="Seconds to wait for a network source to open."),
     stall_timeout: float = typer.Option(5.0, "--stall-timeout", help="Seconds without data before a live source is reopened."),
+    loop: int = typer.Option(0, "--loop", help="Play each file this many more times (-1: until stopped); times go on across passes."),
     frame_step: Optional[float] = typer.Option(None, "--frame-step", help="Seconds between sampled frames (default: the model's training sampling)."),
     batch: int = typer.Option(32, "--batch", help="Most units per encoder call (across all sources)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (ONNX Runtime intra-op; default: one per core)."),
@@ -50,7 +51,7 @@ def run(
             fail(f"cannot write {out}: {e.strerror or e}", err)
     opts = StreamOptions(stride=stride, cache=not no_cache, realtime=realtime, max_batch=batch,
                          reconnect_attempts=reconnect_attempts, open_timeout=open_timeout, stall_timeout=stall_timeout,
-                         frame_step=frame_step, save_video=save_video)
+                         frame_step=frame_step, save_video=save_video, loop=loop)
     view = _JsonView() if as_json else (_LiveView(err) if sys.stdout.isatty() else _LineView())
 
     def on_event(ev: dict) -> None:

@@ -18,7 +18,7 @@ deploy-only install streams without it; the data sets and transforms bring torch
 from importlib import import_module
 
 _WHERE = {
-    "video": ("FrameIndex", "VideoError", "VideoReader", "probe", "probe_decoded"),
+    "video": ("FrameIndex", "InputWarning", "VideoError", "VideoReader", "probe", "probe_decoded"),
     "sampling": ("Sampling", "choose_span", "segment_times", "strided_times"),
     "preprocess": ("Preprocess",),
     "transforms": ("ClipTransform", "CropParams", "center_crop", "hflip", "normalize", "resize_short_side"),

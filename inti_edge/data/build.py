@@ -134,10 +134,16 @@ def build_dataset(
         threads=threads,
         skip_broken=skip_broken,
         seed=None if (random or (random is None and train)) else seed,
+        damage=damage,
+        max_lost=max_lost,
     )
     if kind == "csv":
-        return VideoClipDataset.from_csv(path, classes=names, **kw)
-    return VideoClipDataset.from_folder(path, classes=names, **kw)
+        ds = VideoClipDataset.from_csv(path, classes=names, **kw)
+    else:
+        ds = VideoClipDataset.from_folder(path, classes=names, **kw)
+    if damage == "refuse":
+        ds.check_all()
+    return ds
 
 
 def _motion_augment(augment: str) -> dict:

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from .sampling import choose_span, segment_times
 from .transforms import ClipTransform
-from .video import FrameIndex, VideoError, VideoReader, probe
+from .video import FrameIndex, InputWarning, VideoError, VideoReader, probe
 
 VIDEO_SUFFIXES = {
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv",
@@ -95,7 +95,10 @@ class VideoClipDataset(Dataset):
     evaluation); None covers the whole video. ``decode_short_side``: frames are scaled down
     while decoding (swscale) to this short side before the torch transform; "auto" takes the
     transform's largest need, None decodes at full size. ``skip_broken``: a video that fails to
-    read is replaced by the next one (with a warning) instead of stopping the run.
+    read is replaced by the next one (with a warning) instead of stopping the run. ``damage``: a
+    video that lost more than ``max_lost`` of its time to damage is used with its warning line
+    ("warn"), skipped ("skip", as a broken video) or refused ("refuse": every video is probed when
+    the data set is made, so an evaluation stops before it starts).
     """
 
     def __init__(
@@ -109,6 +112,8 @@ class VideoClipDataset(Dataset):
         threads: int = 1,
         skip_broken: bool = False,
         seed: int | None = None,
+        damage: str = "warn",
+        max_lost: float | None = None,
     ):
         self.items = [(str(p), int(y)) for p, y in items]
         self.classes = list(classes)
@@ -118,7 +123,13 @@ class VideoClipDataset(Dataset):
         self.span = span
         self.decode_short_side = self.transform.decode_short_side if decode_short_side == "auto" else decode_short_side
         self.threads = threads
-        self.skip_broken = skip_broken
+        from .store import DAMAGE_POLICIES, MAX_LOST
+
+        if damage not in DAMAGE_POLICIES:
+            raise ValueError(f"damage policy must be one of {', '.join(DAMAGE_POLICIES)}, not {damage!r}")
+        self.damage, self.max_lost = damage, MAX_LOST if max_lost is None else max_lost
+        self.skip_broken = skip_broken or damage == "skip"
+        self._said: set = set()
         self.seed = seed  # evaluation: None is fine (no randomness); training: None = fresh each draw
         self.epoch = 0
         self._index: dict[str, FrameIndex] = {}  # per process: the demux pass once per file
@@ -185,15 +196,38 @@ class VideoClipDataset(Dataset):
             )
         return segment_times(s, e, self.frames, rng)
 
-    def read(self, i: int) -> tuple[torch.Tensor, int]:
-        path, label = self.items[i]
+    def index(self, path: str) -> FrameIndex:
+        """The video's FrameIndex (probed once), its damage said once and judged by the policy."""
         index = self._index.get(path)
         if index is None:
             index = self._index[path] = probe(path)
+        rep = index.report
+        if rep is not None and path not in self._said:
+            self._said.add(path)
+            line = rep.line(self.transform.size)
+            if rep.lost_fraction > self.max_lost and self.damage != "warn":
+                raise VideoError(f"{line}: over the limit of {100 * self.max_lost:.0f}% (--max-lost)")
+            if line:
+                warnings.warn(line, InputWarning, stacklevel=2)
+        return index
+
+    def check_all(self) -> None:
+        """Probe every video now (the refuse policy: an evaluation must not stop half-way)."""
+        for path, _ in self.items:
+            self.index(path)
+
+    def read(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[i]
+        index = self.index(path)
         rng = self._rng(i)
         reader = VideoReader(path, self.threads, index)
         frames = reader.read(self.times(index, rng), self.decode_short_side)
         self._index[path] = reader.index  # the reader may have rebuilt it (see video.probe)
+        rep = reader.index.report
+        if rep is not None and rep.decode_errors and (path, "decode") not in self._said:
+            self._said.add((path, "decode"))  # damage only decoding finds: said the first time it shows
+            warnings.warn(f"{path}: {rep.decode_errors} packet(s) failed to decode while reading a clip", InputWarning,
+                          stacklevel=2)
         return self.transform(frames, rng), label
 
     def __getitem__(self, i: int):
@@ -203,5 +237,5 @@ class VideoClipDataset(Dataset):
             try:
                 return self.read((i + k) % len(self))
             except VideoError as e:
-                warnings.warn(f"skipping: {e}", stacklevel=2)
+                warnings.warn(f"skipping: {e}", InputWarning, stacklevel=2)
         raise VideoError(f"20 videos in a row failed to read, from item {i} ({self.items[i][0]})")

@@ -67,7 +67,7 @@ from torchvision.ops import roi_align
 from ..model.config import CLIP_MEAN, CLIP_STD
 from .store import FrameStore
 from .transforms import normalize
-from .video import VideoError
+from .video import InputWarning, VideoError
 
 MOTION_CLASSES = ("static", "pan_left", "pan_right", "pan_up", "pan_down", "zoom_in", "zoom_out")
 STATIC, PAN_LEFT, PAN_RIGHT, PAN_UP, PAN_DOWN, ZOOM_IN, ZOOM_OUT = range(7)
@@ -335,7 +335,7 @@ class CameraMotionDataset(Dataset):
             else:
                 segs = lay.segments[split]
             if split != "all" and lay.kind in ("cycle", "pieces", "whole"):
-                warnings.warn(lay.note(st.path or "?", train_only=splits_somewhere), stacklevel=2)
+                warnings.warn(lay.note(st.path or "?", train_only=splits_somewhere), InputWarning, stacklevel=2)
             self.sources.append(_Source(st, [(s, e) for s, e in segs if e - s > need]))
         # every usable segment of every video, flat: a clip start is uniform over all usable time,
         # so longer videos give more clips
@@ -353,7 +353,7 @@ class CameraMotionDataset(Dataset):
             )
         for st, lay in zip(stores, self.layouts):
             if lay.kind == "none":  # only now: with no video left, the error says it instead
-                warnings.warn(lay.note(st.path or "?"), stacklevel=2)
+                warnings.warn(lay.note(st.path or "?"), InputWarning, stacklevel=2)
         if config.avoid_cuts:
             for src in self.sources:
                 src.store.cuts()  # once, before DataLoader workers fork
@@ -366,7 +366,7 @@ class CameraMotionDataset(Dataset):
             warnings.warn(
                 f"{split}: {starts} distinct clip positions for {self.clips_per_epoch} evaluation clips: "
                 f"samples overlap heavily ({', '.join(os.path.basename(st.path or '?') for st in stores)})",
-                stacklevel=2,
+                InputWarning, stacklevel=2,
             )
 
     def first_frames(self) -> int:

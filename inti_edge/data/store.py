@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .video import (
-    TIME_EPS, DecodeReport, FrameClock, GapCounter, VideoError, announced_seconds, decoded_frames, frame_to_tensor,
+    TIME_EPS, DecodeReport, FrameClock, GapCounter, InputWarning, VideoError, announced_seconds, decoded_frames, frame_to_tensor,
     new_reformatter, open_video, out_size, quarter_turns, set_threads,
 )
 
@@ -220,7 +220,7 @@ DAMAGE_POLICIES = ("warn", "skip", "refuse")
 MAX_LOST = 0.25  # default --max-lost: the fraction of a video's time damage may take before it is left out
 
 
-class DamageWarning(UserWarning):
+class DamageWarning(InputWarning):
     """A source was read with damage (or is odd: far below the model's size); the message has the counts."""
 
 

@@ -118,3 +118,43 @@ def transcode(
         "height": h,
         "seconds": round(frames_out / float(out_rate) if fps else float(last_pts * enc_tb) + 1 / float(rate), 3),
     }
+
+
+def retime(src: str | Path, dst: str | Path, *, width: int, height: int, fps: float = 25.0,
+           seconds: float | None = None, times: list[float] | None = None, codec: str = "libx264",
+           options: dict[str, str] | None = None, gop: int | None = None, pix_fmt: str = "yuv420p",
+           rotate: float | None = None, container_options: dict[str, str] | None = None) -> Path:
+    """A video made of ``src``'s frames in order, looped as needed, each frame becoming the next
+    output frame: ``seconds`` at a constant ``fps``, or one frame at each of ``times`` (s; variable
+    rate, gaps). Scaled to ``width`` x ``height``. ``rotate`` stores a display rotation (degrees,
+    counter-clockwise), as phones do. Real footage at any size, rate and length for benchmarks and
+    test inputs; motion plays at fps / the source's rate."""
+    import av
+
+    rate = Fraction(fps).limit_denominator(1001)
+    tb = Fraction(1, 1000) if times is not None else 1 / rate
+    n = len(times) if times is not None else int(round(seconds * fps))
+    with av.open(str(dst), mode="w", options=container_options or {}) as out:
+        st = out.add_stream(codec, rate=rate, options=options or {})
+        st.width, st.height, st.pix_fmt = width, height, pix_fmt
+        st.codec_context.time_base = tb
+        if gop:
+            st.codec_context.gop_size = gop
+        if rotate is not None:
+            st.set_display_rotation(rotate)
+        k = 0
+        while k < n:
+            cin, sin = open_video(src)
+            with cin:
+                for frame in decoded_frames(cin, sin):
+                    f = frame.reformat(width=width, height=height, format=pix_fmt, interpolation="BILINEAR")
+                    f.pts = int(round(times[k] * 1000)) if times is not None else k
+                    f.time_base = tb
+                    for p in st.encode(f):
+                        out.mux(p)
+                    k += 1
+                    if k >= n:
+                        break
+        for p in st.encode(None):
+            out.mux(p)
+    return Path(dst)

@@ -32,9 +32,29 @@ class VideoError(RuntimeError):
     """A video cannot be used: missing, unreadable, without a video stream, or too short."""
 
 
-def _reason(e: BaseException) -> str:
+class InputWarning(UserWarning):
+    """Input that is used, but deserves a word: damage, an odd size, a split that had to adapt.
+    The CLI prints each as one ``warning:`` line."""
+
+
+def reason(e: BaseException) -> str:
+    """An exception as the short phrase a one-line error quotes (FFmpeg's message, an OS error's text)."""
     msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return msg.splitlines()[0].strip()
+
+
+def first_video_stream(container, name: str):
+    """The container's first video stream that is not an attached picture (cover art); a VideoError
+    naming the streams it has when there is none (the container is closed then)."""
+    import av
+
+    attached = int(av.stream.Disposition.attached_pic)
+    streams = [s for s in container.streams.video if not (int(s.disposition) & attached)]
+    if not streams:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        container.close()
+        raise VideoError(f"{name}: no video stream (streams found: {', '.join(kinds)})")
+    return streams[0]
 
 
 def open_video(path: str | Path):
@@ -49,14 +69,8 @@ def open_video(path: str | Path):
     try:
         container = av.open(str(p), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise VideoError(f"{p}: cannot open as a video ({_reason(e)})") from None
-    attached = int(av.stream.Disposition.attached_pic)
-    streams = [s for s in container.streams.video if not (int(s.disposition) & attached)]
-    if not streams:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
-        container.close()
-        raise VideoError(f"{p}: no video stream (streams found: {', '.join(kinds)})")
-    return container, streams[0]
+        raise VideoError(f"{p}: cannot open as a video ({reason(e)})") from None
+    return container, first_video_stream(container, str(p))
 
 
 def set_threads(stream, threads: int) -> None:
@@ -84,7 +98,7 @@ def decoded_frames(container, stream, report: "DecodeReport | None" = None) -> I
             yield from frames
     except av.FFmpegError as e:
         if report is not None:
-            report.read_error = _reason(e)
+            report.read_error = reason(e)
         return  # a truncated or damaged container: stop where reading stops
 
 
@@ -292,6 +306,7 @@ class FrameIndex:
     height: int
     codec: str
     seekable: bool  # False: frames are read by decoding from the start (see module docstring)
+    report: "DecodeReport | None" = None  # damage found so far: demux (gaps, a short tail), then reads (decode errors)
 
     @property
     def num_frames(self) -> int:
@@ -333,6 +348,7 @@ def probe(path: str | Path, check_frames: int = 12) -> FrameIndex:
         key: list[bool] = []
         last_dur = None
         missing_pts = False
+        report = DecodeReport(path, announced=announced_seconds(container, stream))
         try:
             for pkt in container.demux(stream):
                 if pkt.size == 0:
@@ -345,8 +361,8 @@ def probe(path: str | Path, check_frames: int = 12) -> FrameIndex:
                 pts.append(pkt.pts)
                 key.append(bool(pkt.is_keyframe))
                 last_dur = pkt.duration
-        except av.FFmpegError:
-            pass  # a truncated file: index what could be read
+        except av.FFmpegError as e:
+            report.read_error = reason(e)  # a truncated file: index what could be read
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
         frame_rate = float(stream.average_rate or stream.guessed_rate or 25)
@@ -365,7 +381,15 @@ def probe(path: str | Path, check_frames: int = 12) -> FrameIndex:
         if len(keyframes) == 0 or keyframes[0] != 0:
             keyframes = np.concatenate([[0], keyframes]).astype(np.int64)
         end = float(times[-1]) + _last_frame_duration(times, last_dur, tb, frame_rate)
-        return FrameIndex(path, times, spts, keyframes.astype(np.int64), end, Fraction(tb), width, height, codec, True)
+        gaps = GapCounter()
+        for t in times:
+            gaps(float(t))
+        report.frames, report.gaps, report.gap_seconds = len(times), gaps.gaps, gaps.seconds
+        report.interval = gaps.interval or 1.0 / frame_rate
+        report.decoded = end - float(times[0])
+        report.width, report.height = width, height
+        return FrameIndex(path, times, spts, keyframes.astype(np.int64), end, Fraction(tb), width, height, codec, True,
+                          report)
 
     # Packet times cannot be trusted: decode everything once and take the decoder's word.
     return probe_decoded(path)
@@ -463,7 +487,7 @@ class VideoReader:
         conv = new_reformatter()
         last = None
         with container:
-            for i, frame in enumerate(decoded_frames(container, stream)):
+            for i, frame in enumerate(decoded_frames(container, stream, self.index.report)):
                 last = frame
                 if i in todo:
                     got[i] = frame_to_tensor(frame, short_side, conv)
@@ -523,7 +547,7 @@ class VideoReader:
                 container.seek(0)  # the very start, in AV_TIME_BASE: always safe
             else:
                 container.seek(start_pts, stream=stream, backward=True, any_frame=False)
-            frames = decoded_frames(container, stream)
+            frames = decoded_frames(container, stream, self.index.report)
             first = next(frames, None)
             if first is not None and first.pts is not None and first.pts <= target:
                 return frames, first, None
@@ -542,15 +566,24 @@ def probe_decoded(path: str | Path) -> FrameIndex:
         tb = stream.time_base or Fraction(1, 90000)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         codec = stream.codec_context.name
+        report = DecodeReport(path, announced=announced_seconds(container, stream))
         fpts, fdts = [], []
         width = height = 0
-        for frame in decoded_frames(container, stream):
+        for frame in decoded_frames(container, stream, report):
             fpts.append(frame.pts)
             fdts.append(frame.dts)
             width, height = frame.width, frame.height
     if not fpts:
-        raise VideoError(f"{path}: no decodable video frames ({codec})")
+        why = f": {report.read_error}" if report.read_error else ""
+        raise VideoError(f"{path}: no decodable video frames ({codec}{why})")
     times = _best_effort_times(fpts, fdts, tb, rate)
     step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / rate
     stamps = np.round(times / float(tb)).astype(np.int64)
-    return FrameIndex(path, times, stamps, np.zeros(1, np.int64), float(times[-1]) + step, Fraction(tb), width, height, codec, False)
+    gaps = GapCounter()
+    for t in times:
+        gaps(float(t))
+    report.frames, report.gaps, report.gap_seconds, report.interval = len(times), gaps.gaps, gaps.seconds, step
+    report.decoded = float(times[-1]) + step - float(times[0])
+    report.width, report.height = width, height
+    return FrameIndex(path, times, stamps, np.zeros(1, np.int64), float(times[-1]) + step, Fraction(tb), width, height,
+                      codec, False, report)

@@ -112,7 +112,9 @@ class BuildResult:
 
 def _sources(model: Path, out_dir: Path, progress) -> tuple[dict[str, Path], Path | None]:
     """FP32 ONNX files per form, and the checkpoint when ``model`` is one (exported into out_dir/fp32)."""
-    if model.suffix in (".pt", ".pth", ".ckpt"):
+    from ..artifact import open_artifact
+
+    if open_artifact(model).kind == "checkpoint":  # by content, whatever the file is named
         paths = ex.export_checkpoint(model, out_dir / "fp32", progress=lambda f: progress(f"export {f}"))
         return {k: v for k, v in paths.items() if k in ex.FORMS}, model
     folder = model if model.is_dir() else model.parent
@@ -417,9 +419,12 @@ def validate(model: Path, out_dir: Path, opts: BuildOptions) -> None:
         raise EngineError("INT8 needs a calibration set: --calib MANIFEST.json or a data spec")
     if spec is not None:
         try:
-            q.CalibrationManifest.resolve(spec, clips=opts.calib_clips).files()
+            files = q.CalibrationManifest.resolve(spec, clips=opts.calib_clips).files()
         except q.QuantizeError as e:
             raise EngineError(f"--calib: {e}") from None
+        for f in files:
+            if not f.exists():
+                raise EngineError(f"--calib: {f}: no such file")
     if opts.data:
         _check_spec_paths(opts.data, "--data")
 
@@ -508,6 +513,9 @@ def _build(model: Path, out_dir: Path, opts: BuildOptions, progress) -> BuildRes
 
     manifest = _manifest(sources, checkpoint, reference, ref_how, opts, target, recipe, calib, artifacts, plans,
                          report, auto, main_info, time.time() - t0, out_dir)
+    plugin_lib = trt_layer.find_plugin_library(opts.plugin) if plans else None
+    if plugin_lib is not None:  # the plans need this library: run and check verify it is the one they get
+        manifest["build"]["plugin"] = {"name": plugin_lib.name, "sha256": ex.file_sha256(plugin_lib)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if report is not None:  # names inside the build folder: it is renamed into place, and may be moved later
         report.artifacts.update({form: _where(p, out_dir) for form, p in artifacts.items()})

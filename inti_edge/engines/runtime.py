@@ -198,7 +198,12 @@ def _trt_runtime(art: Artifact, forms, plugin: str | None) -> Runtime:
         if path is None:
             continue
         runner = trt_runner(path, plugins=[str(lib)] if lib else [])
-        runner.activate()
+        try:
+            runner.activate()
+        except Exception as e:  # noqa: BLE001 - TensorRT's own errors: say what usually causes them
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise EngineError(f"TensorRT could not load {path} ({msg}): plans only run on the TensorRT version and "
+                              "GPU they were built for, with their plugin library; rebuild it here") from None
         in_name, out_name = IO_NAMES[form]
         engine = runner.engine
         try:

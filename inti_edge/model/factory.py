@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import torch
 
+from ..files import write_atomic
 from .config import ModelConfig
 from .video import InTIVideoModel
 
@@ -162,59 +162,6 @@ def save_checkpoint(
 
 
 # --- crash-safe files ------------------------------------------------------------------------------
-def write_atomic(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], object]) -> Path:
-    """Replace ``path`` with ``data`` (bytes, or a function that writes to a binary file) so that a
-    reader, a crash or a SIGKILL sees the old file or the whole new one, never a part of it.
-
-    The temp file lies in the same folder because a rename is atomic only within one file system; the
-    fsyncs before and after the rename keep a power loss from leaving the new name pointing at
-    unwritten blocks or the rename itself forgotten. A kill leaves at most a ``NAME.*.tmp`` behind,
-    which no reader opens.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path)
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    fsync_dir(path.parent)
-    return path
-
-
-def _create_temp(path: Path) -> tuple[int, Path]:
-    # like tempfile.mkstemp, but with mode 0o666 so the umask, not 0o600, decides who may read the result
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def fsync_dir(folder: str | os.PathLike) -> None:
-    """Make renames in ``folder`` durable where the OS allows (POSIX; Windows opens no folders)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems (and platforms) refuse fsync on a folder; the file itself is synced
-        pass
-    finally:
-        os.close(fd)
-
-
 # The seal: a zip archive ends with its end-of-central-directory record (22 bytes, the last two the
 # comment length) and an optional comment, which zip readers (torch.load included) skip. torch.save
 # writes no comment; the seal sets the length and appends "inti-edge sha256:<hex>", the sha256 of the
@@ -222,7 +169,6 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 _ZIP_LOCAL, _ZIP_END, _ZIP_END_SIZE = b"PK\x03\x04", b"PK\x05\x06", 22
 _SEAL = b"inti-edge sha256:"
 _SEAL_SIZE = len(_SEAL) + 64
-
 
 def _seal(f: BinaryIO) -> None:
     f.flush()
@@ -302,17 +248,33 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             zipped = f.read(4) == _ZIP_LOCAL
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    if not zipped:  # every inti-edge checkpoint is a torch.save zip: anything else is not unpickled at all
+        raise CheckpointError(_not_a_checkpoint(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        if zipped:  # an archive that cannot be read: cut short (no seal at its end) or corrupted
-            raise CheckpointError(damaged.format(f"unreadable archive, {type(e).__name__}")) from None
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+    except Exception as e:  # noqa: BLE001 - an archive that cannot be read: cut short (no seal at its end) or corrupted
+        raise CheckpointError(damaged.format(f"unreadable archive, {type(e).__name__}")) from None
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not an inti-edge checkpoint")
+        raise CheckpointError(f"{path} is a PyTorch file but not an inti-edge checkpoint (no inti-edge format tag: "
+                              "another project's weights?); give a checkpoint from `inti-edge train`")
     if obj.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(f"{path} has checkpoint version {obj['version']}; this inti-edge reads <= {CHECKPOINT_VERSION}")
     return obj
+
+
+def _not_a_checkpoint(path: Path) -> str:
+    """Why a file that torch cannot load as weights is not a checkpoint, from what it holds."""
+    from ..artifact import KINDS, sniff
+
+    kind = sniff(path)
+    if kind == "empty":
+        return f"{path}: empty file (0 bytes), not a checkpoint"
+    if kind == "onnx":
+        return f"{path} is an ONNX model, not a checkpoint: give the .pt it was exported from (or run it with `inti-edge run -m`)"
+    if kind == "pickle":  # never unpickled: a pickle can run code when loaded
+        return (f"{path} is a bare Python pickle, not a checkpoint archive: refused without loading it (no code in it "
+                "ran); give a checkpoint from `inti-edge train`")
+    return f"{path} is {KINDS[kind]}, not a checkpoint"
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[InTIVideoModel, dict[str, Any]]:

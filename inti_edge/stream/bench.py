@@ -28,7 +28,6 @@ import statistics
 import tempfile
 import time
 from datetime import datetime, timezone
-from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,30 +37,11 @@ DEFAULT_SOURCE = ROOT / "tests" / "data" / "bbb_8s_160x90.mp4"
 def make_video(src: str | Path, dst: str | Path, width: int, height: int, fps: float, seconds: float,
                crf: int = 20, preset: str = "veryfast") -> Path:
     """H.264 video of ``seconds`` at ``fps`` and ``width`` x ``height`` from ``src``'s frames in order
-    (looped; each source frame becomes one output frame, so motion plays at fps / source rate speed)."""
-    import av
+    (``data.transcode.retime``)."""
+    from ..data.transcode import retime
 
-    dst = Path(dst)
-    n = int(round(seconds * fps))
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(dst), mode="w") as out:
-        st = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
-        st.width, st.height, st.pix_fmt = width, height, "yuv420p"
-        st.codec_context.gop_size = int(round(2 * fps))
-        k = 0
-        while k < n:
-            with av.open(str(src)) as cin:
-                for frame in cin.decode(video=0):
-                    f = frame.reformat(width=width, height=height, format="yuv420p", interpolation="BILINEAR")
-                    f.pts, f.time_base = k, 1 / rate
-                    for p in st.encode(f):
-                        out.mux(p)
-                    k += 1
-                    if k >= n:
-                        break
-        for p in st.encode(None):
-            out.mux(p)
-    return dst
+    return retime(src, dst, width=width, height=height, fps=fps, seconds=seconds,
+                  options={"crf": str(crf), "preset": preset}, gop=int(round(2 * fps)))
 
 
 def _run(sources, model, **opts) -> dict:

@@ -52,6 +52,7 @@ class StreamOptions:
     top_k: int = 5
     with_logits: bool = False  # window events carry the raw logits (tests, benchmarks)
     decoder_threads: int = 0  # FFmpeg decoding threads per source (0: FFmpeg picks)
+    loop: int = 0  # play each file this many more times (-1: until stopped); times go on across passes
     save_video: str | None = None  # write each source with its labels drawn (overlay.py)
 
     def check(self) -> None:
@@ -63,6 +64,8 @@ class StreamOptions:
             raise ValueError("--reconnect-attempts is -1 (forever) or >= 0")
         if not (self.open_timeout > 0 and self.stall_timeout > 0):
             raise ValueError("timeouts must be > 0 s")
+        if self.loop < -1:
+            raise ValueError("--loop is -1 (until stopped) or >= 0")
         if self.frame_step is not None and not (math.isfinite(self.frame_step) and self.frame_step > 0):
             raise ValueError(f"--frame-step must be a positive number of seconds, not {self.frame_step}")
 
@@ -165,7 +168,8 @@ class Stream:
             SourceReader(i, spec, self.pre, self.sampling, self.hub, self._events.put, realtime=opts.realtime,
                          open_timeout=opts.open_timeout, stall_timeout=opts.stall_timeout,
                          reconnect_attempts=opts.reconnect_attempts,
-                         on_frame=self.writers[i].add_frame if self.writers else None, threads=opts.decoder_threads)
+                         on_frame=self.writers[i].add_frame if self.writers else None, threads=opts.decoder_threads,
+                         loop=opts.loop)
             for i, spec in enumerate(self.specs)
         ]
         for w, r in zip(self.writers, self.readers):

@@ -35,7 +35,8 @@ import numpy as np
 from ..data.preprocess import Preprocess
 from ..data.sampling import Sampling
 from ..data.video import (
-    TIME_EPS, DecodeReport, FrameClock, GapCounter, announced_seconds, decoded_frames, new_reformatter, quarter_turns,
+    TIME_EPS, DecodeReport, FrameClock, GapCounter, VideoError, announced_seconds, decoded_frames, first_video_stream,
+    new_reformatter, quarter_turns, reason, set_threads,
 )
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "rtp")
@@ -106,22 +107,20 @@ def check_file(spec: SourceSpec, sampling: Sampling) -> None:
     need = sampling.window_seconds - sampling.frame_step  # first to last sampled frame of a window
     try:
         with av.open(spec.url, metadata_errors="ignore") as c:
-            attached = int(av.stream.Disposition.attached_pic)
-            streams = [s for s in c.streams.video if not (int(s.disposition) & attached)]
-            if not streams:
-                kinds = sorted({s.type for s in c.streams}) or ["none"]
-                raise SourceError(f"{spec.name}: no video stream (streams found: {', '.join(kinds)})")
-            clock = FrameClock(streams[0].time_base, float(streams[0].average_rate or streams[0].guessed_rate or 25))
+            stream = first_video_stream(c, spec.name)
+            clock = FrameClock(stream.time_base, float(stream.average_rate or stream.guessed_rate or 25))
             first = last = None
             n = 0
-            for frame in decoded_frames(c, streams[0]):
+            for frame in decoded_frames(c, stream):
                 last = clock(frame)
                 first = last if first is None else first
                 n += 1
                 if last - first >= need - TIME_EPS:
                     return
     except av.FFmpegError as e:
-        raise SourceError(f"{spec.name}: not a readable video ({_reason(e)}); is it damaged, or not a video?") from None
+        raise SourceError(f"{spec.name}: not a readable video ({reason(e)}); is it damaged, or not a video?") from None
+    except VideoError as e:
+        raise SourceError(str(e)) from None
     if first is None:
         raise SourceError(f"{spec.name}: no frame decodes; is it damaged, or not a video?")
     raise SourceError(f"{spec.name}: {n} frame(s) over {last - first:.2f} s, too short for one window of this model "
@@ -251,6 +250,7 @@ class ReaderStats:
     report: DecodeReport | None = None  # damage, gaps, a truncated tail, the frames' size (all connections)
     reconnects: int = 0  # successful reopens
     first_time: float | None = None  # source time of the first sampled frame
+    report_first: float | None = None  # a file's own time of its first frame (--loop offsets count from it)
     last_time: float | None = None  # source time of the last sampled frame
     started: float = 0.0  # perf_counter at the start
     ended: float = 0.0  # perf_counter at the end
@@ -268,7 +268,7 @@ class SourceReader(threading.Thread):
     def __init__(self, index: int, spec: SourceSpec, preprocess: Preprocess, sampling: Sampling, hub: Hub,
                  emit: Callable[[dict], None], *, realtime: bool = False, open_timeout: float = 10.0,
                  stall_timeout: float = 5.0, reconnect_attempts: int = 5, backoff: tuple[float, float] = (0.5, 10.0),
-                 on_frame: Callable | None = None, threads: int = 0):
+                 on_frame: Callable | None = None, threads: int = 0, loop: int = 0):
         super().__init__(name=f"source-{index}", daemon=True)
         self.index, self.spec, self.pre, self.sampling = index, spec, preprocess, sampling
         self.hub, self.emit = hub, emit
@@ -278,6 +278,7 @@ class SourceReader(threading.Thread):
         self.reconnect_attempts, self.backoff = reconnect_attempts, backoff
         self.on_frame = on_frame  # (frame, source time) for --save-video
         self.threads = threads
+        self.loop = loop  # files: play this many more times after the first (-1: forever)
         self.stats = ReaderStats()
         self._halt = threading.Event()
 
@@ -334,7 +335,7 @@ class SourceReader(threading.Thread):
                     break
                 continue
             segment += 1
-            if segment > 0:
+            if segment > 0 and self.spec.live:
                 st.reconnects += 1
                 if last_wall is not None:
                     offset = (st.last_time or 0.0) + (time.perf_counter() - last_wall)
@@ -343,12 +344,19 @@ class SourceReader(threading.Thread):
             cc = stream.codec_context
             st.width, st.height, st.codec = cc.width, cc.height, cc.name
             st.fps = float(stream.average_rate or stream.guessed_rate or 0)
-            self._event("opened" if segment == 0 else "reopened", source_kind=self.spec.kind, codec=st.codec,
-                        width=st.width, height=st.height, fps=round(st.fps, 3), segment=segment)
+            if segment == 0 or self.spec.live:
+                self._event("opened" if segment == 0 else "reopened", source_kind=self.spec.kind, codec=st.codec,
+                            width=st.width, height=st.height, fps=round(st.fps, 3), segment=segment)
             with container:
                 outcome, last_wall = self._read(container, stream, segment, offset)
             if outcome == "stopped":
                 break
+            if not self.spec.live and outcome == "end of stream" and (self.loop < 0 or segment < self.loop):
+                # --loop: the file again, its times going on after the last pass (a new segment: the
+                # cut from its end to its start ends the windows in flight, as a reconnect does)
+                offset = (st.last_time or 0.0) + self.sampling.frame_step - (st.report_first or 0.0)
+                self._event("looped", loop=segment + 1)
+                continue
             if not self.spec.live:
                 self._warn()
                 if st.units < self.sampling.units:
@@ -401,17 +409,12 @@ class SourceReader(threading.Thread):
         except av.ExitError:
             raise SourceError(f"{spec.name}: no answer within {self.open_timeout:g} s (timed out)") from None
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
-            raise SourceError(f"{spec.name}: cannot open ({_reason(e)})") from None
-        attached = int(av.stream.Disposition.attached_pic)
-        streams = [s for s in container.streams.video if not (int(s.disposition) & attached)]
-        if not streams:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
-            container.close()
-            raise SourceError(f"{spec.name}: no video stream (streams found: {', '.join(kinds)})")
-        stream = streams[0]
-        if self.threads != 1:
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = self.threads
+            raise SourceError(f"{spec.name}: cannot open ({reason(e)})") from None
+        try:
+            stream = first_video_stream(container, spec.name)
+        except VideoError as e:
+            raise SourceError(str(e)) from None
+        set_threads(stream, self.threads)
         return container, stream
 
     def _read(self, container, stream, segment: int, offset: float) -> tuple[str, float | None]:
@@ -470,8 +473,8 @@ class SourceReader(threading.Thread):
                 outcome = f"stalled: no data for {self.stall_timeout:g} s"
                 break
             except (av.FFmpegError, OSError) as e:
-                outcome = f"read error: {_reason(e)}"
-                rep.read_error = _reason(e)
+                outcome = f"read error: {reason(e)}"
+                rep.read_error = reason(e)
                 break
             try:
                 frames = packet.decode()
@@ -490,7 +493,9 @@ class SourceReader(threading.Thread):
                     first_t = t
                     rep.width, rep.height = (frame.height, frame.width) if quarter_turns(frame) % 2 else (frame.width, frame.height)
                 last_t = t
-                src_t = t if not self.spec.live else offset + (t - first_t)
+                src_t = offset + t if not self.spec.live else offset + (t - first_t)
+                if st.report_first is None:
+                    st.report_first = t
                 now = time.perf_counter()
                 if self.realtime and not self.spec.live:  # pace a file at its own rate
                     wall0 = now - (src_t - first_t) if wall0 is None else wall0
@@ -510,8 +515,3 @@ class SourceReader(threading.Thread):
         if not hand_over(sampler.flush()):
             return "stopped", last_wall
         return outcome, last_wall
-
-
-def _reason(e: BaseException) -> str:
-    msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
-    return msg.splitlines()[0].strip()
