@@ -390,30 +390,22 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         mcfg = cfg.model_config(len(classes))
     except ValueError as e:
         raise TrainError(f"model: {e}") from None
-    try:
-        # random=False: every clip comes from (seed, epoch, index), which makes --resume exact
-        train_set = build_dataset(
-            cfg.data, mcfg, "train", seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch, random=False, augment=cfg.augment,
-            damage="skip", max_lost=cfg.max_lost,
-        )
-    except TrainError:
-        raise
-    except ClipsTooShortError as e:
-        raise TrainError(f"data: {e.why}: {_too_short_fix(e, mcfg.unit_frames, 'footage')}") from None
-    except Exception as e:  # noqa: BLE001 - one-line data errors
-        raise TrainError(f"data: {e}") from None
-    try:
-        # no more clips than are evaluated (the same clips: a clip depends on its index only), so that
-        # a motion set's overlap warning counts what is evaluated
-        val_set = build_dataset(cfg.val_data or cfg.data, mcfg, cfg.val_split, seed=cfg.seed + 1,
-                                clips_per_epoch=min(cfg.eval_clips, EVAL_CLIPS) if cfg.eval_clips else None,
-                                damage="skip", max_lost=cfg.max_lost)
-    except TrainError:
-        raise
-    except ClipsTooShortError as e:
-        raise TrainError(f"val data: {e.why}: {_too_short_fix(e, mcfg.unit_frames, '--val-data footage')}") from None
-    except Exception as e:  # noqa: BLE001 - one-line data errors
-        raise TrainError(f"data: {e}") from None
+    def data_set(what: str, footage: str, spec: str, split: str, **kw):
+        """build_dataset, its errors as one TrainError line (too short: with the --frames that fit)."""
+        try:
+            return build_dataset(spec, mcfg, split, damage="skip", max_lost=cfg.max_lost, **kw)
+        except ClipsTooShortError as e:
+            raise TrainError(f"{what}: {e.why}: {_too_short_fix(e, mcfg.unit_frames, footage)}") from None
+        except Exception as e:  # noqa: BLE001 - one-line data errors
+            raise TrainError(f"data: {e}") from None
+
+    # random=False: every clip comes from (seed, epoch, index), which makes --resume exact
+    train_set = data_set("data", "footage", cfg.data, "train", seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch,
+                         random=False, augment=cfg.augment)
+    # no more clips than are evaluated (the same clips: a clip depends on its index only), so that
+    # a motion set's overlap warning counts what is evaluated
+    val_set = data_set("val data", "--val-data footage", cfg.val_data or cfg.data, cfg.val_split, seed=cfg.seed + 1,
+                       clips_per_epoch=min(cfg.eval_clips, EVAL_CLIPS) if cfg.eval_clips else None)
     renderer = None
     if cfg.data_on_device:
         if not hasattr(train_set, "render") or not hasattr(train_set, "to"):

@@ -67,22 +67,21 @@ def random_bytes(d: Path) -> Path:
     return p
 
 
+def first_half(src: Path, dst: Path) -> Path:
+    """``src`` cut after half its bytes (a copy that stopped, a download cut short)."""
+    b = src.read_bytes()
+    dst.write_bytes(b[: len(b) // 2])
+    return dst
+
+
 def truncated_moov_at_end(d: Path) -> Path:
     """An mp4 cut at 50% whose index (moov) sat at the end: nothing can be read."""
-    src = encode(d / "_full_moov_end.mp4", seconds=8)
-    p = d / "cut_moov_at_end.mp4"
-    b = src.read_bytes()
-    p.write_bytes(b[: len(b) // 2])
-    return p
+    return first_half(encode(d / "_full_moov_end.mp4", seconds=8), d / "cut_moov_at_end.mp4")
 
 
 def truncated_faststart(d: Path) -> Path:
     """An mp4 with its index first (faststart), cut at 50%: the first half decodes."""
-    src = encode(d / "_full_faststart.mp4", seconds=8, movflags="faststart")
-    p = d / "cut_faststart.mp4"
-    b = src.read_bytes()
-    p.write_bytes(b[: len(b) // 2])
-    return p
+    return first_half(encode(d / "_full_faststart.mp4", seconds=8, movflags="faststart"), d / "cut_faststart.mp4")
 
 
 def audio_only(d: Path) -> Path:
@@ -186,10 +185,7 @@ def checkpoint_named_onnx(d: Path, ckpt: Path) -> Path:
 
 
 def truncated_checkpoint(d: Path, ckpt: Path) -> Path:
-    p = d / "truncated.pt"
-    b = ckpt.read_bytes()
-    p.write_bytes(b[: len(b) // 2])
-    return p
+    return first_half(ckpt, d / "truncated.pt")
 
 
 def text_as_checkpoint(d: Path) -> Path:

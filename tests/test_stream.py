@@ -340,16 +340,27 @@ def test_run_refuses_bad_input_in_one_line(export_dir, ckpt, tmp_path):
         assert len(res.output.strip().splitlines()) == 1, res.output
 
 
-def test_onnxruntime_path_never_imports_torch(export_dir):
+def _has_gpu() -> bool:
+    from inti_edge.engines.trt import gpu
+
+    return gpu() is not None
+
+
+def run_without_torch(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`inti-edge run ARGS` in a process where any `import torch` fails (and is checked to have stayed so)."""
     code = (
-        "import sys; sys.modules['torch'] = None\n"  # any `import torch` now fails
-        f"sys.argv = ['inti-edge', 'run', {str(SOCCER)!r}, '-m', {str(export_dir)!r}, '--backend', 'onnxruntime', '--json']\n"
+        "import sys; sys.modules['torch'] = None\n"
+        f"sys.argv = ['inti-edge', 'run', *{[str(a) for a in args]!r}]\n"
         "import cli\n"
         "try:\n    cli.main()\nexcept SystemExit as e:\n    code = e.code\n"
         "assert sys.modules['torch'] is None\n"
         "sys.exit(code)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_onnxruntime_path_never_imports_torch(export_dir):
+    res = run_without_torch(SOCCER, "-m", export_dir, "--backend", "onnxruntime", "--json")
     assert res.returncode == 0, res.stderr
     assert sum(json.loads(x)["event"] == "window" for x in res.stdout.splitlines()) == 9
 
@@ -599,23 +610,13 @@ def test_the_live_view_shows_label_score_rate_and_dropped_per_source():
 @pytest.mark.tensorrt
 def test_tensorrt_plans_stream_without_torch(export_dir, tmp_path):
     pytest.importorskip("tensorrt")
-    from inti_edge.engines import trt as trt_layer
-
-    if trt_layer.gpu() is None:
+    if not _has_gpu():
         pytest.skip("no CUDA GPU")
     out = tmp_path / "gpu"
     res = cli("build", export_dir, "-p", "fp16", "-t", "gpu", "--forms", "encoder,head", "--batch", "1,8,32", "-o", out)
     assert res.exit_code == 0, res.output
     assert (out / "encoder.plan").is_file() and (out / "head.plan").is_file()
-    code = (
-        "import sys; sys.modules['torch'] = None\n"
-        f"sys.argv = ['inti-edge', 'run', {str(BBB)!r}, '-m', {str(out)!r}, '--backend', 'tensorrt', '--json']\n"
-        "import cli\n"
-        "try:\n    cli.main()\nexcept SystemExit as e:\n    code = e.code\n"
-        "assert sys.modules['torch'] is None\n"
-        "sys.exit(code)\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = run_without_torch(BBB, "-m", out, "--backend", "tensorrt", "--json", timeout=300)
     assert res.returncode == 0, res.stderr
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert lines[0]["backend"].startswith("tensorrt") and sum(e["event"] == "window" for e in lines) == 21

@@ -143,13 +143,30 @@ def _reference(info: ex.ArtifactInfo, given: str | None, checkpoint: Path | None
     return None, "none"
 
 
+DEFAULT_CALIB = Path("calibration/default.json")
+
+
+def default_calibration(needed: bool) -> str | None:
+    """calibration/default.json when it is here and its videos are too; None otherwise (an INT8
+    build then needs --calib: the error says so)."""
+    if not DEFAULT_CALIB.is_file():
+        missing = "there is no calibration/default.json here"
+    else:
+        try:
+            gone = [f for f in q.CalibrationManifest.resolve(str(DEFAULT_CALIB)).files() if not f.exists()]
+        except q.QuantizeError as e:
+            gone = [str(e)]
+        if not gone:
+            return str(DEFAULT_CALIB)
+        missing = f"calibration/default.json reads {gone[0]}, which is not here"
+    if needed:
+        raise EngineError(f"INT8 needs a calibration set and {missing}: pass --calib MANIFEST.json or a data spec")
+    return None
+
+
 def _calibration(opts: BuildOptions, info: ex.ArtifactInfo, needed: bool, progress_clips) -> q.CalibrationSet | None:
-    spec = opts.calib
-    if spec is None and Path("calibration/default.json").is_file():
-        spec = "calibration/default.json"
-    if spec is None:
-        if needed:
-            raise EngineError("INT8 needs a calibration set: --calib MANIFEST.json or a data spec")
+    spec = opts.calib or default_calibration(needed)
+    if spec is None:  # FP16 without calibration clips: AutoCast keeps to its defaults
         return None
     manifest = q.CalibrationManifest.resolve(spec, clips=opts.calib_clips)
     if not needed:  # FP16: AutoCast only reads a few clips' activations to find FP16-unsafe nodes
@@ -415,8 +432,8 @@ def validate(model: Path, out_dir: Path, opts: BuildOptions) -> None:
         if ref.model.config != art.model.config or ref.model.classes != art.model.classes:
             raise EngineError(f"--reference {opts.reference} is another model than {model} (config or classes differ)")
     spec = opts.calib
-    if spec is None and opts.precision == "int8" and not Path("calibration/default.json").is_file():
-        raise EngineError("INT8 needs a calibration set: --calib MANIFEST.json or a data spec")
+    if spec is None and opts.precision == "int8":
+        default_calibration(needed=True)  # raises where the default set cannot be read
     if spec is not None:
         try:
             files = q.CalibrationManifest.resolve(spec, clips=opts.calib_clips).files()
