@@ -596,20 +596,36 @@ def export_checkpoint(
     """
     from .model import load_checkpoint
 
+    import shutil
+
     checkpoint = Path(checkpoint)
     model, meta = load_checkpoint(checkpoint)
     sha = file_sha256(checkpoint)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"-o {out_dir} is a file; name a folder")
+    # written into a temporary folder beside out_dir and moved in at the end: a failed or interrupted
+    # export leaves out_dir as it was, never a half-made set of forms
+    work = out_dir.parent / f".{out_dir.name}.exporting-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     forms = ["model", "encoder", "head"] if streaming else ["model"]
     interp = "plain" if plain else "function"
-    written: dict[str, Path] = {}
-    for form in forms:
-        if progress:
-            progress(form)
-        proto = export_module(model, form, meta["classes"], meta["preprocess"], interp, opset, str(checkpoint.resolve()), sha,
-                              sampling=meta.get("sampling"))
-        written[form] = save_onnx(proto, out_dir / f"{form}.onnx")
-        if plugin_only and interpolation_nodes(proto):
-            written[f"{form}.plugin"] = save_onnx(to_plugin_only(proto), out_dir / f"{form}.plugin.onnx")
-    return written
+    names: list[str] = []
+    try:
+        for form in forms:
+            if progress:
+                progress(form)
+            proto = export_module(model, form, meta["classes"], meta["preprocess"], interp, opset,
+                                  str(checkpoint.resolve()), sha, sampling=meta.get("sampling"))
+            names.append(save_onnx(proto, work / f"{form}.onnx").name)
+            if plugin_only and interpolation_nodes(proto):
+                names.append(save_onnx(to_plugin_only(proto), work / f"{form}.plugin.onnx").name)
+        if not out_dir.exists():
+            work.rename(out_dir)
+        else:
+            for f in work.iterdir():
+                os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {n.removesuffix(".onnx"): out_dir / n for n in names}

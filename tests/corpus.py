@@ -220,6 +220,15 @@ def malicious_pickle(d: Path) -> Path:
     return p
 
 
+def malicious_zip_checkpoint(d: Path) -> Path:
+    """A real torch.save archive, inti-edge's format tag and all, that runs code when unpickled unsafely."""
+    import torch
+
+    p = d / "malicious_archive.pt"
+    torch.save({"format": "inti-edge-checkpoint", "version": 1, "x": _Payload(d / "CANARY")}, p)
+    return p
+
+
 def onnx_without_metadata(d: Path) -> Path:
     import onnx
     from onnx import TensorProto, helper

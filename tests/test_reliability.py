@@ -201,6 +201,8 @@ CASES: list[Case] = [
          "not an inti-edge checkpoint", "refused"),
     Case("eval", "a malicious pickle as the checkpoint", lambda c: ["eval", str(c.malicious_pickle), "--data", _m(BBB)], 2,
          "no code in it ran", "refused", extra=_no_canary),
+    Case("eval", "a checkpoint archive with code in its pickle", lambda c: ["eval", str(c.malicious_zip_checkpoint),
+         "--data", _m(BBB)], 2, "refused by the safe loader (no code in it ran)", "refused", extra=_no_canary),
     Case("eval", "an empty checkpoint file", lambda c: ["eval", str(c.empty_checkpoint), "--data", _m(BBB)], 2,
          "empty file (0 bytes)", "refused"),
     Case("eval", "--data: a video that does not exist", lambda c: _eval(c, _m(c.missing)), 2, "no such file", "refused"),

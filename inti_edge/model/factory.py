@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -252,6 +253,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(_not_a_checkpoint(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only met a class or function it will not build: nothing ran
+        raise CheckpointError(f"{path} holds Python objects other than weights: refused by the safe loader (no code in "
+                              "it ran); give a checkpoint from `inti-edge train`") from None
     except Exception as e:  # noqa: BLE001 - an archive that cannot be read: cut short (no seal at its end) or corrupted
         raise CheckpointError(damaged.format(f"unreadable archive, {type(e).__name__}")) from None
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
