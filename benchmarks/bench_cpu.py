@@ -102,6 +102,7 @@ def main() -> None:
     import torch
 
     from inti_edge import export as ex
+    from inti_edge import artifact as artifacts
     from inti_edge.check import CheckError
     from inti_edge.engines import EngineError
     from inti_edge.engines.build import TARGETS, BuildOptions, build
@@ -123,7 +124,7 @@ def main() -> None:
         if args.rebuild or not (fp32_cpu_dir / "model.onnx").is_file():  # the FP32 artifact `build -t cpu` ships
             build(fp32_dir, fp32_cpu_dir, BuildOptions(precision="fp32", target="cpu", forms=("model",)))
         built = int8_dir / "model.onnx"
-        stale = built.is_file() and _recipe_differs(ex.read_info(built).recipe, op_types, args.attention,
+        stale = built.is_file() and _recipe_differs(artifacts.read_info(built).recipe, op_types, args.attention,
                                                    TARGETS[args.target].cpu_isa)
         if args.rebuild or not built.is_file() or stale or args.data:
             opts = BuildOptions(precision="int8", target=args.target, calib=args.calib, calib_clips=args.calib_clips,
@@ -200,7 +201,7 @@ def main() -> None:
         },
         "speedup_per_repeat": {"int8_vs_fp32": ratio("onnxruntime_fp32", "onnxruntime_int8"),
                                "int8_vs_fp32_cpu": ratio("onnxruntime_fp32_cpu", "onnxruntime_int8")},
-        "recipe": ex.read_info(int8_dir / "model.onnx").recipe,
+        "recipe": artifacts.read_info(int8_dir / "model.onnx").recipe,
         "prepare_s": round(prepare_s, 1),
     }
     if gate is not None:

@@ -339,3 +339,41 @@ def _open_folder(d: Path, prefer: ArtifactInfo | None = None) -> Artifact:
     return Artifact(d, "build" if manifest is not None else "export", ref, precision,
                     {f: p.resolve() for f, p in onnx_files.items()}, {f: p.resolve() for f, p in plans.items()},
                     None, manifest)
+
+
+# --- writing ONNX files --------------------------------------------------------------------------------
+def set_metadata(model, **values: str) -> None:
+    """Set (or replace) ``inti.*`` metadata entries: set_metadata(m, **{"inti.precision": "int8"})."""
+    keep = [p for p in model.metadata_props if p.key not in values]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for k, v in values.items():
+        model.metadata_props.add(key=k, value=str(v))
+
+
+def save_onnx(model, path: str | Path) -> Path:
+    """Save an ``onnx.ModelProto``, with weights in a side file only where the 2 GB protobuf limit needs
+    it (ViT-L, long clips)."""
+    import os
+
+    import onnx
+
+    from .files import write_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if model.ByteSize() > 1_800_000_000:  # the side file first; the model file, written last, commits both
+        tmp = path.with_name(f".{path.name}.partial")
+        onnx.save_model(model, str(tmp), save_as_external_data=True, location=path.name + ".data")
+        os.replace(tmp, path)
+        return path
+    return write_atomic(path, model.SerializeToString())  # never a half-written model.onnx
+
+
+def copy_model(model):
+    """A deep copy of an ``onnx.ModelProto`` (tools edit their input in place)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    return m

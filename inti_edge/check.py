@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import export as ex
+from . import artifact as artifacts
 
 GATE_SPLIT = "test"
 GATE_CLIPS = 256
@@ -155,7 +155,7 @@ def artifact_runner(path: str | Path, threads: int | None = None, plugins: list[
 
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        info = ex.read_info(path)
+        info = artifacts.read_info(path)
         basic = info.precision == "int8" and (info.backend == "tensorrt" or _foreign_vnni(info))
         return onnxrt_runner(path, threads=threads, mark_all=mark_all, basic_optimizations=basic,
                              fp16=info.precision == "fp16")
@@ -363,7 +363,7 @@ def check(
         metrics=metrics,
         budget={k: v for k, v in asdict(budget).items() if v is not None},
         passed=not fails,
-        artifacts={"artifact": str(artifact), "sha256": ex.file_sha256(artifact) if artifact.is_file() else ""},
+        artifacts={"artifact": str(artifact), "sha256": artifacts.file_sha256(artifact) if artifact.is_file() else ""},
         failures=fails,
         reference=ref_label,
         data=data.description,
@@ -386,7 +386,7 @@ def artifact_facts(path: Path) -> dict[str, Any]:
     """Precision, backend and classes of an artifact (ONNX or plan); a CheckError naming what the file
     is when it is neither."""
     if path.suffix == ".onnx":
-        i = ex.read_info(path)
+        i = artifacts.read_info(path)
         return {"precision": i.precision, "backend": i.backend, "classes": i.classes}
     from .artifact import KINDS, PLAN_SUFFIXES, sniff
 

@@ -25,7 +25,7 @@ Runtime (attention into MultiHeadAttention, BiasGelu, SkipLayerNormalization) wa
 FP32 or INT8.
 
 In every recipe the interpolation nodes are inlined, excluded from the precision change, and folded
-back into the single ``inti::TokenInterpolation`` node (``export.inline_interpolation``), and LayerNorm,
+back into the single ``inti::TokenInterpolation`` node (``pnode.inline_interpolation``), and LayerNorm,
 Softmax, GELU and the residual Adds stay unquantized (only MatMul/Gemm/Conv are quantized).
 """
 
@@ -46,7 +46,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import onnx
 
-from . import export as ex
+from . import artifact as artifacts
+from .plugin import node as pnode
 
 DEFAULT_CLIPS = 256
 TRT_OP_TYPES = ("MatMul", "Gemm", "Conv")
@@ -195,7 +196,7 @@ class CalibrationManifest:
             if not f.is_file():
                 raise QuantizeError(f"calibration data file {f} does not exist")
             h.update(f.name.encode())
-            h.update(ex.file_sha256(f).encode())
+            h.update(artifacts.file_sha256(f).encode())
         return h.hexdigest()
 
 
@@ -366,7 +367,7 @@ def attention_matmuls(model: onnx.ModelProto) -> list[str]:
 
 def quantizable_nodes(model: onnx.ModelProto, op_types: Sequence[str]) -> list[str]:
     """Names of the nodes a recipe would quantize (before exclusions), interpolation bodies left out."""
-    inlined, info = ex.inline_interpolation(model) if ex.interpolation_nodes(model) else (model, None)
+    inlined, info = pnode.inline_interpolation(model) if pnode.interpolation_nodes(model) else (model, None)
     skip = re.compile(info.exclude_pattern) if info else None
     return [n.name for n in inlined.graph.node if n.op_type in op_types and not (skip and skip.match(n.name))]
 
@@ -497,7 +498,7 @@ def apply_recipe(model: onnx.ModelProto, recipe: Recipe, calib: CalibrationSet |
 
     The result keeps the single interpolation node (with its local function) and the graph I/O in FP32.
     """
-    info = ex.read_info(model)
+    info = artifacts.read_info(model)
     if info.precision != "fp32":
         raise QuantizeError(f"the input model is already {info.precision}; build from the FP32 export")
     if recipe.precision not in PRECISIONS:
@@ -505,20 +506,20 @@ def apply_recipe(model: onnx.ModelProto, recipe: Recipe, calib: CalibrationSet |
     if recipe.method not in CALIB_METHODS:
         raise QuantizeError(f"calibration method must be one of {', '.join(CALIB_METHODS)}")
     if recipe.precision == "fp32":
-        out = ex._copy(model)
+        out = artifacts.copy_model(model)
     else:
         if recipe.precision == "int8" and calib is None:
             raise QuantizeError("INT8 needs a calibration set (--calib)")
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
             out = _convert(model, recipe, calib, Path(tmp), info)
-    ex.set_metadata(out, **{ex.META_PRECISION: recipe.precision, ex.META_BACKEND: recipe.backend,
-                            ex.META_RECIPE: json.dumps(recipe.to_dict(), sort_keys=True)})
+    artifacts.set_metadata(out, **{artifacts.META_PRECISION: recipe.precision, artifacts.META_BACKEND: recipe.backend,
+                            artifacts.META_RECIPE: json.dumps(recipe.to_dict(), sort_keys=True)})
     onnx.checker.check_model(out)
     return out
 
 
 def _convert(model: onnx.ModelProto, recipe: Recipe, calib: CalibrationSet | None, tmp: Path, info) -> onnx.ModelProto:
-    inlined, undo = ex.inline_interpolation(model) if ex.interpolation_nodes(model) else (ex._copy(model), None)
+    inlined, undo = pnode.inline_interpolation(model) if pnode.interpolation_nodes(model) else (artifacts.copy_model(model), None)
     keep = [undo.exclude_pattern] if undo else []
     src = tmp / "inlined.onnx"
     onnx.save(inlined, str(src))
@@ -535,8 +536,8 @@ def _convert(model: onnx.ModelProto, recipe: Recipe, calib: CalibrationSet | Non
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QuantizeError(f"{tool} failed ({recipe.precision}, {info.form}): {msg[:300]}") from e
     if undo is None:
-        undo = ex.Inlined({}, None, dict(info.raw))
-    return ex.fold_interpolation(result, undo)
+        undo = pnode.Inlined({}, None, dict(info.raw))
+    return pnode.fold_interpolation(result, undo)
 
 
 def _run_recipe(recipe, calib, tmp: Path, src: Path, npz, keep, inlined, user_excluded, info) -> onnx.ModelProto:

@@ -17,8 +17,9 @@ from test_export import (  # noqa: E402
     CALIB, GATE, MOTION, ROOT, cli, cpu_build, default_checkpoint, exported, gate_clips, gate_reference)
 
 from inti_edge import check as ck  # noqa: E402
-from inti_edge import export as ex  # noqa: E402
-from inti_edge import plugin_spec  # noqa: E402
+from inti_edge import artifact as artifacts  # noqa: E402
+from inti_edge.plugin import node as pnode  # noqa: E402
+from inti_edge.plugin import spec as plugin_spec  # noqa: E402
 from inti_edge.model import load_checkpoint  # noqa: E402
 
 
@@ -71,10 +72,10 @@ def test_vnni_int8_is_checked_unfused_on_a_cpu_without_vnni(monkeypatch):
     # the gate must then run the Q/DQ graph unfused (what the target computes), and fused everywhere else
     from inti_edge import quantize as q
 
-    def info(recipe: str) -> ex.ArtifactInfo:
-        return ex.ArtifactInfo(config=None, classes=[], preprocess={}, form="model", interpolation="function",
+    def info(recipe: str) -> artifacts.ArtifactInfo:
+        return artifacts.ArtifactInfo(config=None, classes=[], preprocess={}, form="model", interpolation="function",
                                precision="int8", source="", source_sha256="", backend="onnxruntime",
-                               raw={ex.META_RECIPE: recipe})
+                               raw={artifacts.META_RECIPE: recipe})
 
     monkeypatch.setattr(q, "cpu_isa", lambda: "x86")
     assert ck._foreign_vnni(info(json.dumps({"cpu_isa": "x86-vnni"}))) is True
@@ -91,7 +92,7 @@ def test_fp32_export_passes_against_pytorch_and_writes_the_report(env, tmp_path)
     paths = ck.write_report(r, tmp_path)
     d = json.loads(paths["json"].read_text())
     assert {"precision", "backend", "metrics", "budget", "passed", "artifacts"} <= set(d)
-    assert d["precision"] == "fp32" and d["passed"] is True and d["artifacts"]["sha256"] == ex.file_sha256(env["files"]["model"])
+    assert d["precision"] == "fp32" and d["passed"] is True and d["artifacts"]["sha256"] == artifacts.file_sha256(env["files"]["model"])
     md = paths["md"].read_text()
     assert "PASSED" in md and "top-1 agreement" in md and "report.png" in md
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -144,11 +145,11 @@ def test_build_cpu_int8_writes_manifest_report_and_artifacts(env, tmp_path_facto
     out = cpu_build(tmp_path_factory)
     m = json.loads((out / "manifest.json").read_text())
     assert m["precision"] == "int8" and m["target"]["name"] == "cpu-x86" and m["target"]["backend"] == "onnxruntime"
-    assert m["inputs"]["onnx"]["model"]["sha256"] == ex.file_sha256(env["files"]["model"])
+    assert m["inputs"]["onnx"]["model"]["sha256"] == artifacts.file_sha256(env["files"]["model"])
     assert m["inputs"]["reference"]["path"] == str(Path(env["ckpt"]).resolve())  # found through the ONNX metadata
     cal = m["inputs"]["calibration"]
     assert cal["clips"] == CALIB["clips"] and len(cal["fingerprint"]) == 64 and Path(cal["cache"]).is_file()
-    assert m["artifacts"]["model"]["sha256"] == ex.file_sha256(out / "model.onnx")
+    assert m["artifacts"]["model"]["sha256"] == artifacts.file_sha256(out / "model.onnx")
     assert m["tools"]["onnxruntime"] and m["tools"]["nvidia-modelopt"] and "tensorrt" in m["tools"]
     assert m["device"]["tensorrt"] is None or isinstance(m["device"]["tensorrt"], str)
     assert m["gate"]["passed"] is True and m["plans"] == {}
@@ -169,7 +170,7 @@ def test_build_for_orin_writes_a_device_bundle(env, tmp_path):
     model_entry = next(f for f in config["forms"] if f["form"] == "model")
     assert model_entry["onnx"] == "model.plugin.onnx"  # TensorRT 10.3 would take the local function over the plugin
     plugin_form = onnx.load(str(bundle / "model.plugin.onnx"))
-    assert not plugin_form.functions and ex.interpolation_nodes(plugin_form)
+    assert not plugin_form.functions and pnode.interpolation_nodes(plugin_form)
     assert plugin_form.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1  # static shapes
     script = (bundle / "build.sh").read_text()
     assert "trtexec --onnx=model.plugin.onnx --stronglyTyped" in script and '"--dynamicPlugins=$PLUGIN_LIB"' in script
@@ -229,7 +230,7 @@ def test_tensorrt_plan_from_the_fp16_artifact_passes_the_gate(env, tmp_path):
     plan = out / "model.plan"
     assert plan.is_file() and plan.stat().st_size > 1_000_000
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["device"]["tensorrt"] and manifest["plans"]["model"]["sha256"] == ex.file_sha256(plan)
+    assert manifest["device"]["tensorrt"] and manifest["plans"]["model"]["sha256"] == artifacts.file_sha256(plan)
     res = cli("check", plan, "--reference", env["ckpt"], "--data", MOTION, "--split", "all", "--clips", 32,
               "-o", tmp_path / "plan-check", "--json")
     assert res.exit_code == 0, res.output

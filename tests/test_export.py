@@ -20,7 +20,10 @@ import torch
 from typer.testing import CliRunner
 
 from inti_edge import export as ex
-from inti_edge import plugin_spec
+from inti_edge import artifact as artifacts
+from inti_edge.plugin import node as pnode
+from inti_edge.plugin import fields as pfields
+from inti_edge.plugin import spec as plugin_spec
 from inti_edge.model import InterpolationConfig, TokenInterpolation, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +152,7 @@ def clips(model):
 def test_each_interpolation_is_one_plugin_node_with_the_contract_attributes(model, files):
     m, _ = model
     proto = onnx.load(str(files["model"]))
-    nodes = ex.interpolation_nodes(proto)
+    nodes = pnode.interpolation_nodes(proto)
     assert len(nodes) == len(m.interps) == m.cfg.halvings
     assert any(o.domain == plugin_spec.PLUGIN_NAMESPACE for o in proto.opset_import)
     attrs = {a.name: a for a in nodes[0].attribute}
@@ -158,7 +161,7 @@ def test_each_interpolation_is_one_plugin_node_with_the_contract_attributes(mode
         assert k in attrs, k
     for k in plugin_spec.WEIGHT_FIELDS:
         assert attrs[k].type == onnx.AttributeProto.TENSOR and attrs[k].t.data_type == onnx.TensorProto.FLOAT
-    got = ex.node_attrs_from_proto(nodes[0])
+    got = pnode.node_attrs_from_proto(nodes[0])
     op = m.interps[0]
     np.testing.assert_array_equal(got["w_in"], op.proj_in.weight.detach().numpy().T)  # (2C, D)
     np.testing.assert_array_equal(got["w_out"], op.proj_out.weight.detach().numpy().T)  # (D*(1+S), 2G)
@@ -187,13 +190,13 @@ def test_graph_keeps_layernorm_whole_opset_17_and_dynamic_batch(files, clips):
 
 def test_metadata_makes_the_file_self_describing(model, files, checkpoint):
     m, meta = model
-    info = ex.read_info(files["model"])
+    info = artifacts.read_info(files["model"])
     assert info.config == m.cfg
     assert info.classes == meta["classes"]
     assert info.preprocess == meta["preprocess"]
     assert (info.form, info.interpolation, info.precision) == ("model", "function", "fp32")
-    assert info.source_sha256 == ex.file_sha256(checkpoint)
-    assert ex.read_info(files["encoder"]).form == "encoder" and ex.read_info(files["head"]).interpolation == "none"
+    assert info.source_sha256 == artifacts.file_sha256(checkpoint)
+    assert artifacts.read_info(files["encoder"]).form == "encoder" and artifacts.read_info(files["head"]).interpolation == "none"
 
 
 # --- parity ------------------------------------------------------------------------------------------
@@ -209,16 +212,16 @@ def test_fp32_onnx_equals_pytorch(model, files, clips):
 def test_plugin_node_export_equals_the_plain_export(model, files, clips, tmp_path):
     m, meta = model
     plain = ex.export_module(m, "model", meta["classes"], meta["preprocess"], interpolation="plain")
-    assert not ex.interpolation_nodes(plain) and not plain.functions
+    assert not pnode.interpolation_nodes(plain) and not plain.functions
     a = ort_run(plain, {"clip": clips})
     b = ort_run(files["model"], {"clip": clips})
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
     # inlining the node (what the precision tools see) and folding it back change nothing either
-    inlined, undo = ex.inline_interpolation(onnx.load(str(files["model"])))
-    assert not ex.interpolation_nodes(inlined)
+    inlined, undo = pnode.inline_interpolation(onnx.load(str(files["model"])))
+    assert not pnode.interpolation_nodes(inlined)
     np.testing.assert_allclose(ort_run(inlined, {"clip": clips}), a, rtol=0, atol=1e-5)
-    folded = ex.fold_interpolation(inlined, undo)
-    assert len(ex.interpolation_nodes(folded)) == len(m.interps)
+    folded = pnode.fold_interpolation(inlined, undo)
+    assert len(pnode.interpolation_nodes(folded)) == len(m.interps)
     np.testing.assert_allclose(ort_run(folded, {"clip": clips}), a, rtol=0, atol=1e-5)
 
 
@@ -227,8 +230,8 @@ def test_plugin_only_form_is_the_same_node_without_the_function(files, clips):
 
     full = onnx.load(str(files["model"]))
     only = onnx.load(str(files["model.plugin"]))
-    assert not only.functions and ex.read_info(only).interpolation == "plugin-only"
-    a, b = ex.interpolation_nodes(full)[0], ex.interpolation_nodes(only)[0]
+    assert not only.functions and artifacts.read_info(only).interpolation == "plugin-only"
+    a, b = pnode.interpolation_nodes(full)[0], pnode.interpolation_nodes(only)[0]
     assert a == b  # the very same node: name, domain, every attribute and weight
     attrs_b = {x.name: x for x in b.attribute}
     assert attrs_b["plugin_namespace"].s.decode() == plugin_spec.PLUGIN_NAMESPACE  # TensorRT < 10.10 reads it here
@@ -268,7 +271,7 @@ def test_local_function_is_the_module_math_for_every_variant(icfg):
         op.proj_out.bias.normal_(std=0.5)
         op.proj_in.bias.normal_(std=0.1)
     x = torch.randn(3, 2, 1 + grid[0] * grid[1], C)
-    node = ex.make_plugin_node("ti", "x", "y", ex.node_attributes(op))
+    node = pnode.make_plugin_node("ti", "x", "y", pfields.node_attributes(op))
     graph = onnx.helper.make_graph(
         [node], "g",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["P", 2, x.shape[2], C])],
@@ -276,7 +279,7 @@ def test_local_function_is_the_module_math_for_every_variant(icfg):
     )
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", ex.OPSET),
                                                           onnx.helper.make_opsetid(plugin_spec.PLUGIN_NAMESPACE, 1)],
-                                   functions=[ex.local_function(icfg)])
+                                   functions=[pnode.local_function(icfg)])
     onnx.checker.check_model(proto)
     with torch.no_grad():
         ref = op(x).numpy()

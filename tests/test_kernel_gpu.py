@@ -1,4 +1,4 @@
-"""The TokenInterpolation CUDA kernels (plugins/token_interpolation/ti_kernel.cu, via inti_edge.kernels)
+"""The TokenInterpolation CUDA kernels (plugins/token_interpolation/ti_kernel.cu, via inti_edge.plugin.kernels)
 against the PyTorch reference module, on a GPU. Skipped where no CUDA device is present (CPU CI).
 
 The reference is the module evaluated in float64 on the same (rounded) input. On unit-scale inputs
@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
-from inti_edge import kernels  # noqa: E402
+from inti_edge.plugin import kernels  # noqa: E402
 from inti_edge.model.interpolation import InterpolationConfig, TokenInterpolation  # noqa: E402
 
 TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}

@@ -1,10 +1,10 @@
-"""The TensorRT plugin and the exporter's contract (inti_edge/plugin_spec.py) agree - on the CPU.
+"""The TensorRT plugin and the exporter's contract (inti_edge/plugin/spec.py) agree - on the CPU.
 
-* plugins/token_interpolation/plugin_spec.h is exactly what `python -m inti_edge.plugin_spec --header`
+* plugins/token_interpolation/plugin_spec.h is exactly what `python -m inti_edge.plugin.spec --header`
   generates (the plugin compiles against the committed header; CMake refuses a stale one too);
 * the plugin takes its name / namespace / version from that header, not from literals;
 * the plugin's field parser (ti_fields.cpp, compiled here with g++) accepts the fields of a real
-  TokenInterpolation module as inti_edge.kernels.module_fields writes them, derives the module's shape,
+  TokenInterpolation module as inti_edge.plugin.fields.module_fields writes them, derives the module's shape,
   serialises exactly the spec's fields in the spec's order, reads its own serialisation back, and
   refuses malformed field sets.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from inti_edge import plugin_spec
+from inti_edge.plugin import spec as plugin_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "plugins" / "token_interpolation"
@@ -78,7 +78,7 @@ def test_committed_header_is_generated_from_the_spec():
 
 
 def test_header_cli_prints_the_header():
-    out = subprocess.run([sys.executable, "-m", "inti_edge.plugin_spec", "--header"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "inti_edge.plugin.spec", "--header"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert out == plugin_spec.header()
 
@@ -143,7 +143,7 @@ def _module(C=96, grid=(5, 7), **kw):
 
 
 def _fields(m) -> dict:
-    from inti_edge import kernels
+    from inti_edge.plugin import kernels
 
     return kernels.module_fields(m)
 

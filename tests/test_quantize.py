@@ -17,7 +17,8 @@ from test_export import (  # noqa: E402
     CALIB, MOTION, ROOT, cpu_build, default_checkpoint, exported, gate_clips, gate_reference, shared_dir)
 
 from inti_edge import check as ck  # noqa: E402
-from inti_edge import export as ex  # noqa: E402
+from inti_edge import artifact as artifacts  # noqa: E402
+from inti_edge.plugin import node as pnode  # noqa: E402
 from inti_edge import quantize as q  # noqa: E402
 from inti_edge.model import load_checkpoint  # noqa: E402
 
@@ -42,7 +43,7 @@ def setup(tmp_path_factory):
 def _artifact(setup, name: str, recipe: q.Recipe) -> Path:
     path = setup["dir"] / f"{name}.onnx"
     if not path.exists():
-        ex.save_onnx(q.apply_recipe(setup["src"], recipe, setup["calib"]), path)
+        artifacts.save_onnx(q.apply_recipe(setup["src"], recipe, setup["calib"]), path)
     return path
 
 
@@ -57,7 +58,7 @@ def _consumers_of_dq(model: onnx.ModelProto) -> set[str]:
 
 
 def _interp_input_is_float32(model: onnx.ModelProto) -> bool:
-    node = ex.interpolation_nodes(model)[0]
+    node = pnode.interpolation_nodes(model)[0]
     producer = next(n for n in model.graph.node if node.input[0] in n.output)
     if producer.op_type == "Cast":
         return next(a.i for a in producer.attribute if a.name == "to") == onnx.TensorProto.FLOAT
@@ -105,11 +106,11 @@ def test_calibration_clips_are_cached_and_come_back_identical(setup, tmp_path):
 def test_fp16_autocast_is_within_budget_and_keeps_the_node_fp32(setup):
     path = _artifact(setup, "fp16", q.Recipe("fp16", "tensorrt"))
     model = onnx.load(str(path))
-    assert ex.read_info(model).precision == "fp16"
+    assert artifacts.read_info(model).precision == "fp16"
     halves = sum(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
     assert halves > 50  # the weights went to FP16 ...
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # ... the I/O did not
-    assert len(ex.interpolation_nodes(model)) == 1 and model.functions and _interp_input_is_float32(model)
+    assert len(pnode.interpolation_nodes(model)) == 1 and model.functions and _interp_input_is_float32(model)
     assert "LayerNormalization" in {n.op_type for n in model.graph.node}
     report = _gate(setup, path)
     assert report.passed, report.failures
@@ -123,13 +124,13 @@ def test_int8_for_tensorrt_puts_qdq_only_on_matmul_gemm_conv_and_holds_the_budge
     consumers = _consumers_of_dq(model)
     assert consumers and consumers <= {"MatMul", "Gemm", "Conv"}, consumers
     assert not consumers & set(NOT_QUANTIZED)
-    assert len(ex.interpolation_nodes(model)) == 1 and _interp_input_is_float32(model)
+    assert len(pnode.interpolation_nodes(model)) == 1 and _interp_input_is_float32(model)
     quantized = set(q.quantized_nodes(model))
     assert len(quantized) >= 8 * 4 + 1  # qkv, proj, fc1, fc2 of every block, and the patch embedding
     assert any(n.endswith("/Conv") for n in quantized)
     attention = set(q.attention_matmuls(setup["src"]))
     assert len(attention) >= 2 * 8 and not attention & quantized
-    info = ex.read_info(model)
+    info = artifacts.read_info(model)
     assert (info.precision, info.backend) == ("int8", "tensorrt")
     assert info.recipe["method"] == "entropy"
     report = _gate(setup, path)
@@ -142,7 +143,7 @@ def test_int8_for_cpu_uses_onnxruntime_qdq_per_channel_and_holds_the_budget(setu
     # patches of ONNX Runtime's quantizer must have been undone for it to work
     out = cpu_build(tmp_path_factory)
     model = onnx.load(str(out / "model.onnx"))
-    info = ex.read_info(model)
+    info = artifacts.read_info(model)
     assert (info.precision, info.backend) == ("int8", "onnxruntime")
     inits = {i.name: i for i in model.graph.initializer}
     weight_scales = [inits[n.input[1]] for n in model.graph.node
@@ -151,7 +152,7 @@ def test_int8_for_cpu_uses_onnxruntime_qdq_per_channel_and_holds_the_budget(setu
     zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
     assert zero_points and all(z.data_type == onnx.TensorProto.UINT8 for z in zero_points)  # U8S8 on x86
     assert _consumers_of_dq(model) <= {"MatMul", "Gemm"}
-    assert len(ex.interpolation_nodes(model)) == 1 and _interp_input_is_float32(model)
+    assert len(pnode.interpolation_nodes(model)) == 1 and _interp_input_is_float32(model)
     report = json.loads((out / "report.json").read_text())
     assert report["passed"], report["failures"]
     m = report["metrics"]
@@ -171,7 +172,7 @@ def test_exclude_patterns_keep_nodes_out_of_int8(setup):
     quantized = set(q.quantized_nodes(model, q.CPU_OP_TYPES))
     assert len(quantized) >= 7 * 4 and not quantized & block0
     assert any("resblocks.1." in n for n in quantized)
-    assert ex.read_info(model).recipe["exclude"] == [pattern]
+    assert artifacts.read_info(model).recipe["exclude"] == [pattern]
 
 
 def test_recipes_refuse_what_they_cannot_do(setup):

@@ -24,8 +24,8 @@ def export(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from inti_edge.commands import fail
-    from inti_edge.artifact import ArtifactError
-    from inti_edge.export import export_checkpoint, read_info
+    from inti_edge.artifact import ArtifactError, read_info
+    from inti_edge.export import export_checkpoint
     from inti_edge.model import CheckpointError
 
     console = Console(stderr=True, soft_wrap=True)  # one message, one line

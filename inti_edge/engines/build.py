@@ -31,8 +31,11 @@ from typing import Any, Callable
 
 import onnx
 
-from .. import __version__, plugin_spec
+from .. import __version__
 from .. import export as ex
+from ..artifact import ArtifactInfo, FORMS, copy_model, file_sha256, read_info, save_onnx
+from ..plugin import node as pnode
+from ..plugin import spec as plugin_spec
 from .. import quantize as q
 from . import EngineError
 from . import trt as trt_layer
@@ -116,7 +119,7 @@ def _sources(model: Path, out_dir: Path, progress) -> tuple[dict[str, Path], Pat
 
     if open_artifact(model).kind == "checkpoint":  # by content, whatever the file is named
         paths = ex.export_checkpoint(model, out_dir / "fp32", progress=lambda f: progress(f"export {f}"))
-        return {k: v for k, v in paths.items() if k in ex.FORMS}, model
+        return {k: v for k, v in paths.items() if k in FORMS}, model
     folder = model if model.is_dir() else model.parent
     main = model if model.is_file() else folder / "model.onnx"
     if not main.is_file():
@@ -124,12 +127,12 @@ def _sources(model: Path, out_dir: Path, progress) -> tuple[dict[str, Path], Pat
     found = {"model": main}
     for form in ("encoder", "head"):
         p = folder / f"{form}.onnx"
-        if p.is_file() and ex.read_info(p).form == form:
+        if p.is_file() and read_info(p).form == form:
             found[form] = p
     return found, None
 
 
-def _reference(info: ex.ArtifactInfo, given: str | None, checkpoint: Path | None) -> tuple[Path | None, str]:
+def _reference(info: ArtifactInfo, given: str | None, checkpoint: Path | None) -> tuple[Path | None, str]:
     if given:
         p = Path(given)
         if not p.is_file():
@@ -138,7 +141,7 @@ def _reference(info: ex.ArtifactInfo, given: str | None, checkpoint: Path | None
     if checkpoint:
         return checkpoint, "built from"
     src = Path(info.source) if info.source else None
-    if src and src.is_file() and ex.file_sha256(src) == info.source_sha256:
+    if src and src.is_file() and file_sha256(src) == info.source_sha256:
         return src, "recorded in the ONNX metadata (hash matches)"
     return None, "none"
 
@@ -164,7 +167,7 @@ def default_calibration(needed: bool) -> str | None:
     return None
 
 
-def _calibration(opts: BuildOptions, info: ex.ArtifactInfo, needed: bool, progress_clips) -> q.CalibrationSet | None:
+def _calibration(opts: BuildOptions, info: ArtifactInfo, needed: bool, progress_clips) -> q.CalibrationSet | None:
     spec = opts.calib or default_calibration(needed)
     if spec is None:  # FP16 without calibration clips: AutoCast keeps to its defaults
         return None
@@ -223,7 +226,7 @@ def _head_recipe(recipe: q.Recipe) -> q.Recipe:
 
 def static_copy(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
     """The same graph with the batch dimension fixed (Jetson-sane static shapes)."""
-    m = ex._copy(model)
+    m = copy_model(model)
     for v in list(m.graph.input) + list(m.graph.output):
         d = v.type.tensor_type.shape.dim[0]
         d.Clear()
@@ -244,14 +247,14 @@ def _tool_versions() -> dict[str, str | None]:
     return out
 
 
-def _shape(info: ex.ArtifactInfo) -> tuple[int, ...]:
+def _shape(info: ArtifactInfo) -> tuple[int, ...]:
     cfg = info.config
     S, E = cfg.vision.image_size, cfg.vision.embed_dim
     return {"model": (1, cfg.frames, 3, S, S), "encoder": (1, cfg.unit_frames, 3, S, S),
             "head": (1, cfg.units, cfg.unit_tokens, E)}[info.form]
 
 
-def trtexec_command(onnx_name: str, info: ex.ArtifactInfo, batch: tuple[int, int, int], static: bool, opts: BuildOptions,
+def trtexec_command(onnx_name: str, info: ArtifactInfo, batch: tuple[int, int, int], static: bool, opts: BuildOptions,
                     workspace: int | None, plan_name: str) -> list[str]:
     shape = _shape(info)
     dims = lambda b: "x".join(str(d) for d in (b, *shape[1:]))  # noqa: E731
@@ -288,13 +291,13 @@ def write_bundle(out_dir: Path, artifacts: dict[str, Path], target: Target, opts
     entries, lines = [], []
     for form, path in artifacts.items():
         model = onnx.load(str(path))
-        info = ex.read_info(model)
+        info = read_info(model)
         if opts.static_batch:
             model = static_copy(model, opts.static_batch)
-        node_form = ex.save_onnx(model, bundle / f"{form}.onnx")
+        node_form = save_onnx(model, bundle / f"{form}.onnx")
         use = node_form.name
-        if ex.interpolation_nodes(model):
-            plugin_form = ex.save_onnx(ex.to_plugin_only(model), bundle / f"{form}.plugin.onnx")
+        if pnode.interpolation_nodes(model):
+            plugin_form = save_onnx(pnode.to_plugin_only(model), bundle / f"{form}.plugin.onnx")
             if target.plugin_only:
                 use = plugin_form.name
         cmd = trtexec_command(use, info, batch, bool(opts.static_batch), opts, workspace, f"{form}.plan")
@@ -411,9 +414,9 @@ def validate(model: Path, out_dir: Path, opts: BuildOptions) -> None:
         raise EngineError(f"unknown precision {opts.precision!r}; choose one of {', '.join(q.PRECISIONS)}")
     if not 0.0 <= (opts.max_lost if opts.max_lost is not None else 0.0) <= 1.0:
         raise EngineError(f"--max-lost is a fraction in [0, 1], not {opts.max_lost}")
-    bad = set(opts.forms) - set(ex.FORMS)
+    bad = set(opts.forms) - set(FORMS)
     if bad or not opts.forms:
-        raise EngineError(f"--forms takes {', '.join(ex.FORMS)}, not {', '.join(sorted(bad)) or 'nothing'}")
+        raise EngineError(f"--forms takes {', '.join(FORMS)}, not {', '.join(sorted(bad)) or 'nothing'}")
     if out_dir.exists() and not out_dir.is_dir():
         raise EngineError(f"-o {out_dir} is a file; name a folder")
     inside = _inside(model, out_dir)
@@ -421,15 +424,15 @@ def validate(model: Path, out_dir: Path, opts: BuildOptions) -> None:
         raise EngineError(f"the output folder {out_dir} holds the FP32 export; build into another folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
         raise EngineError(f"-o {out_dir} holds files that are not a build (no manifest.json); choose another folder")
-    art = open_artifact(model)
-    if art.kind == "build" or art.precision != "fp32":
-        raise EngineError(f"{model} is already a {art.precision} build: build from the FP32 export or the checkpoint")
+    source = open_artifact(model)
+    if source.kind == "build" or source.precision != "fp32":
+        raise EngineError(f"{model} is already a {source.precision} build: build from the FP32 export or the checkpoint")
     if opts.reference:
         ref = open_artifact(opts.reference)
         if ref.kind != "checkpoint":
             raise EngineError(f"--reference {opts.reference} is {ref.kind == 'export' and 'an ONNX export' or ref.kind}; "
                               "give the FP32 checkpoint (.pt) the model was exported from")
-        if ref.model.config != art.model.config or ref.model.classes != art.model.classes:
+        if ref.model.config != source.model.config or ref.model.classes != source.model.classes:
             raise EngineError(f"--reference {opts.reference} is another model than {model} (config or classes differ)")
     spec = opts.calib
     if spec is None and opts.precision == "int8":
@@ -465,7 +468,7 @@ def _build(model: Path, out_dir: Path, opts: BuildOptions, progress) -> BuildRes
     t0 = time.time()
 
     sources, checkpoint = _sources(model, out_dir, lambda s: step(s))
-    main_info = ex.read_info(sources["model"])
+    main_info = read_info(sources["model"])
     if main_info.precision != "fp32":
         raise EngineError(f"{sources['model']} is already {main_info.precision}: build from the FP32 export")
     reference, ref_how = _reference(main_info, opts.reference, checkpoint)
@@ -494,7 +497,7 @@ def _build(model: Path, out_dir: Path, opts: BuildOptions, progress) -> BuildRes
                 form_calib = _head_feeds(calib, sources["encoder"], main_info.config) if "encoder" in sources else None
             if form_calib is None and form_rec.precision == "int8":
                 raise EngineError("INT8 needs a calibration set")
-            made[form] = ex.save_onnx(q.apply_recipe(src, form_rec, form_calib, workdir=out_dir), out_dir / f"{form}.onnx")
+            made[form] = save_onnx(q.apply_recipe(src, form_rec, form_calib, workdir=out_dir), out_dir / f"{form}.onnx")
         return made
 
     artifacts = make_artifacts(recipe)
@@ -532,7 +535,7 @@ def _build(model: Path, out_dir: Path, opts: BuildOptions, progress) -> BuildRes
                          report, auto, main_info, time.time() - t0, out_dir)
     plugin_lib = trt_layer.find_plugin_library(opts.plugin) if plans else None
     if plugin_lib is not None:  # the plans need this library: run and check verify it is the one they get
-        manifest["build"]["plugin"] = {"name": plugin_lib.name, "sha256": ex.file_sha256(plugin_lib)}
+        manifest["build"]["plugin"] = {"name": plugin_lib.name, "sha256": file_sha256(plugin_lib)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if report is not None:  # names inside the build folder: it is renamed into place, and may be moved later
         report.artifacts.update({form: _where(p, out_dir) for form, p in artifacts.items()})
@@ -585,15 +588,15 @@ def _local_plans(artifacts, target: Target, opts: BuildOptions, batch, workspace
                         "no plan was built; run bundle/build.sh there")
         return {}
     plugin = trt_layer.find_plugin_library(opts.plugin)
-    if plugin is None and any(ex.interpolation_nodes(onnx.load(str(p), load_external_data=False)) for p in artifacts.values()):
+    if plugin is None and any(pnode.interpolation_nodes(onnx.load(str(p), load_external_data=False)) for p in artifacts.values()):
         messages.append(f"no {plugin_spec.PLUGIN_LIBRARY} found: TensorRT builds the interpolation from its ONNX local function")
     plans = {}
     for form, path in artifacts.items():
         step(f"plan {form}")
-        info = ex.read_info(path)
+        info = read_info(path)
         src = path
         if opts.static_batch:
-            src = ex.save_onnx(static_copy(onnx.load(str(path)), opts.static_batch), out_dir / f"{form}.static.onnx")
+            src = save_onnx(static_copy(onnx.load(str(path)), opts.static_batch), out_dir / f"{form}.static.onnx")
         b = (opts.static_batch,) * 3 if opts.static_batch else batch
         cfg = trt_layer.PlanConfig(info.input_name, _shape(info), b, opts.opt_level, workspace, opts.version_compatible,
                                    opts.timing_cache or str(out_dir / "timing.cache"), str(plugin) if plugin else None)
@@ -623,15 +626,15 @@ def _manifest(sources, checkpoint, reference, ref_how, opts, target, recipe, cal
         "recipe": recipe.to_dict(),
         "classes": info.classes,
         "inputs": {
-            "onnx": {form: {"path": _where(p, out_dir), "sha256": ex.file_sha256(p)} for form, p in sources.items()},
-            "checkpoint": {"path": str(checkpoint), "sha256": ex.file_sha256(checkpoint)} if checkpoint else None,
+            "onnx": {form: {"path": _where(p, out_dir), "sha256": file_sha256(p)} for form, p in sources.items()},
+            "checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint)} if checkpoint else None,
             "reference": {"path": str(reference), "how": ref_how} if reference else None,
             "calibration": ({"manifest": calib.manifest.to_dict(), "fingerprint": calib.fingerprint, "clips": len(calib),
                              "cache": str(calib.cache_path) if calib.cache_path else None} if calib else None),
             "gate_data": report.data if report else None,
         },
-        "artifacts": {form: {"path": _where(p, out_dir), "sha256": ex.file_sha256(p)} for form, p in artifacts.items()},
-        "plans": {form: {"path": _where(p, out_dir), "sha256": ex.file_sha256(p)} for form, p in plans.items()},
+        "artifacts": {form: {"path": _where(p, out_dir), "sha256": file_sha256(p)} for form, p in artifacts.items()},
+        "plans": {form: {"path": _where(p, out_dir), "sha256": file_sha256(p)} for form, p in plans.items()},
         "build": {"batch": list(opts.batch or target.batch), "static_batch": opts.static_batch,
                   "workspace_mib": opts.workspace_mib or target.workspace_mib, "opt_level": opts.opt_level,
                   "version_compatible": opts.version_compatible},

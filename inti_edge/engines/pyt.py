@@ -22,7 +22,7 @@ class TorchRunner(BaseRunner):
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", form: str = "model") -> "TorchRunner":
         """The FP32 model of a checkpoint; ``form`` "model" (clip -> logits), "encoder" or "head"."""
-        from ..export import IO_NAMES
+        from ..artifact import IO_NAMES
         from ..model import load_checkpoint
 
         model, _ = load_checkpoint(path)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import plugin_spec
+from ..plugin import spec as plugin_spec
 from . import EngineError
 
 

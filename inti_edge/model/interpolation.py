@@ -120,7 +120,7 @@ class TokenInterpolation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (P, 2, N, C) frame pairs -> (P, N, C) merged frames."""
         if self.fast_path and x.is_cuda and not torch.is_grad_enabled():
-            from inti_edge import kernels  # forward-only: training keeps this reference path
+            from inti_edge.plugin import kernels  # forward-only: training keeps this reference path
 
             if kernels.available():
                 return kernels.token_interpolation(x, self)

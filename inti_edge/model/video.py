@@ -155,7 +155,7 @@ class InTIVideoModel(nn.Module):
             op.fast_path = enabled
         if not enabled:
             return False
-        from inti_edge import kernels
+        from inti_edge.plugin import kernels
 
         return kernels.available()
 

@@ -5,7 +5,7 @@
 Times, per dtype, with CUDA events around each single call (after an L2 flush, and with the GPU kept
 busy while the host enqueues it, so host launch overhead is not counted), variants interleaved in
 every repetition, medians over the repetitions:
-  kernel      inti_edge.kernels.token_interpolation (the path it picks: the split path for every
+  kernel      inti_edge.plugin.kernels.token_interpolation (the path it picks: the split path for every
               dtype; token (fp16 / bf16) or channel (fp32) where split cannot run)
   fused-R<n>  the default fused variant at a forced cluster size (when the default is fused)
   token       the token-split fused variant (fp16 / bf16; always timed there, it is not the default)
@@ -42,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from inti_edge import kernels  # noqa: E402
+from inti_edge.plugin import kernels  # noqa: E402
 from inti_edge.model.interpolation import InterpolationConfig, TokenInterpolation  # noqa: E402
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}

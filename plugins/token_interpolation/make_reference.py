@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from inti_edge.model.interpolation import EPS, InterpolationConfig, TokenInterpolation  # noqa: E402
-from inti_edge import plugin_spec  # noqa: E402
+from inti_edge.plugin import spec as plugin_spec  # noqa: E402
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 TOL = {"f32": 1e-5, "f16": 1e-2, "bf16": 5e-2}

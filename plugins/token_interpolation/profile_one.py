@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from inti_edge import kernels  # noqa: E402
+from inti_edge.plugin import kernels  # noqa: E402
 from inti_edge.model.interpolation import TokenInterpolation  # noqa: E402
 
 ap = argparse.ArgumentParser()

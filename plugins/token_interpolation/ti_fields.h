@@ -2,8 +2,8 @@
 //
 // Pure C++17, no CUDA and no TensorRT: the plugin converts nvinfer1::PluginField to FieldView 1:1
 // (same member order, FieldType values equal nvinfer1::PluginFieldType), and the CPU test
-// tests/test_plugin_spec.py compiles this unit with g++ to check it against inti_edge/plugin_spec.py.
-// Field names come from the generated plugin_spec.h (single source of truth: inti_edge/plugin_spec.py).
+// tests/test_plugin_spec.py compiles this unit with g++ to check it against inti_edge/plugin/spec.py.
+// Field names come from the generated plugin_spec.h (single source of truth: inti_edge/plugin/spec.py).
 #pragma once
 
 #include <cstdint>
@@ -40,7 +40,7 @@ constexpr int kMaxScales = 4;  // dilations per op supported by the kernels
 constexpr int kMaxGroups = 16;  // weight groups per token supported by the kernels
 
 // The spec's names, checked at compile time against the meaning this code gives each slot: if
-// inti_edge/plugin_spec.py renames or reorders a field, the plugin stops compiling instead of
+// inti_edge/plugin/spec.py renames or reorders a field, the plugin stops compiling instead of
 // reading the wrong attribute.
 namespace detail {
 constexpr bool same(char const* a, char const* b) {
@@ -59,11 +59,11 @@ static_assert(kNumWeightFields == 6 && detail::same(kWeightFields[0], "w_in") &&
               "plugin_spec.h weight fields changed: update TIConfig");
 
 struct TIConfig {
-  // attributes (plugin_spec.INT_FIELDS, INTS_FIELDS, FLOAT_FIELDS)
+  // attributes (plugin.spec.INT_FIELDS, INTS_FIELDS, FLOAT_FIELDS)
   int32_t grid_h = 0, grid_w = 0, groups = 1, softmax = 1, cls_mean = 1;
   std::vector<int32_t> dilations{1, 2, 3};
   float eps = 1e-5f;
-  // weights (plugin_spec.WEIGHT_FIELDS), float32, row-major:
+  // weights (plugin.spec.WEIGHT_FIELDS), float32, row-major:
   //   w_in (2C, D), b_in (D), dw_weight (S, D, 3, 3), dw_bias (S, D), w_out (D*(1+S), 2G), b_out (2G)
   std::vector<float> w_in, b_in, dw_weight, dw_bias, w_out, b_out;
   // derived by validate()

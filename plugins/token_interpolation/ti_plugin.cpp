@@ -1,7 +1,7 @@
 // TokenInterpolation TensorRT plugin: IPluginV3 (OneCore / OneBuild / OneRuntime) + IPluginCreatorV3One,
 // and the plugin-library entry points of TensorRT 10+ (getCreators, setLoggerFinder; getPluginCreators
 // for older loaders). Name, namespace, version and field names come from plugin_spec.h, generated
-// from inti_edge/plugin_spec.py. The plugin needs nothing from libnvinfer: it links only the CUDA runtime.
+// from inti_edge/plugin/spec.py. The plugin needs nothing from libnvinfer: it links only the CUDA runtime.
 //
 // Input 0: x (P, 2, N, C), N = 1 + grid_h * grid_w, P dynamic; output 0: (P, N, C), same type.
 // Types: FP32, FP16, BF16, linear format. The context-network weights are plugin fields (fp32).

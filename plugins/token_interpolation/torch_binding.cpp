@@ -1,4 +1,4 @@
-// PyTorch extension around ti_kernel.cu (JIT-built by inti_edge/kernels.py with
+// PyTorch extension around ti_kernel.cu (JIT-built by inti_edge/plugin/kernels.py with
 // torch.utils.cpp_extension.load): the same kernels the TensorRT plugin runs.
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>

@@ -28,7 +28,9 @@ from typing import Any
 
 import torch
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "token_interpolation"
+from .fields import module_fields
+
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "plugins" / "token_interpolation"
 SOURCES = ("torch_binding.cpp", "ti_kernel.cu")
 _PATHS = {"auto": 0, "fused": 1, "fallback": 2}
 _VARIANTS = {"auto": 0, "token": 1, "channel": 2, "split": 3, "tile": 4}
@@ -102,38 +104,6 @@ def load_error() -> str | None:
     """Why ``available()`` is False (None if it is True or was not asked yet)."""
     _load()
     return _error
-
-
-def module_fields(module) -> dict[str, Any]:
-    """The TokenInterpolation module as the plugin's fields (inti_edge.plugin_spec names).
-
-    Ints and floats as Python scalars, ``dilations`` as a list, weights as float32 tensors on the
-    module's device in the plugin's layout: w_in = proj_in.weight.T (2C, D), b_in (D),
-    dw_weight (S, D, 3, 3), dw_bias (S, D), w_out = proj_out.weight.T (D*(1+S), 2G), b_out (2G).
-    """
-    cfg = module.cfg
-    f32 = dict(dtype=torch.float32)
-    return {
-        "grid_h": int(module.grid[0]),
-        "grid_w": int(module.grid[1]),
-        "groups": int(cfg.groups),
-        "softmax": 1 if cfg.normalize == "softmax" else 0,
-        "cls_mean": 1 if cfg.cls_mode == "mean" else 0,
-        "dilations": [int(d) for d in cfg.dilations],
-        "eps": float(_module_eps()),
-        "w_in": module.proj_in.weight.detach().t().to(**f32).contiguous(),
-        "b_in": module.proj_in.bias.detach().to(**f32).contiguous(),
-        "dw_weight": module.dw_weight.detach().to(**f32).contiguous(),
-        "dw_bias": module.dw_bias.detach().to(**f32).contiguous(),
-        "w_out": module.proj_out.weight.detach().t().to(**f32).contiguous(),
-        "b_out": module.proj_out.bias.detach().to(**f32).contiguous(),
-    }
-
-
-def _module_eps() -> float:
-    from .model.interpolation import EPS
-
-    return EPS
 
 
 def _fields_for(module, device: torch.device) -> dict[str, Any]:
