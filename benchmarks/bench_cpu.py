@@ -105,7 +105,7 @@ def main() -> None:
     from inti_edge import artifact as artifacts
     from inti_edge.check import CheckError
     from inti_edge.engines import EngineError
-    from inti_edge.engines.build import TARGETS, BuildOptions, build
+    from inti_edge.build import TARGETS, BuildOptions, build
     from inti_edge.engines.onnxrt import op_type_times, session
     from inti_edge.artifact import ArtifactError
     from inti_edge.model import CheckpointError, load_checkpoint

@@ -56,8 +56,8 @@ def build(
     from inti_edge.check import CheckError, parse_budget
     from inti_edge.commands import fail, step_bar
     from inti_edge.engines import EngineError
-    from inti_edge.engines.build import BuildOptions
-    from inti_edge.engines.build import build as run_build
+    from inti_edge.build import BuildOptions
+    from inti_edge.build import build as run_build
     from inti_edge.artifact import ArtifactError
     from inti_edge.model import CheckpointError
     from inti_edge.quantize import QuantizeError

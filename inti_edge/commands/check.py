@@ -97,7 +97,7 @@ def _fp32_source(artifact: Path) -> Path | None:
     manifest = artifact.parent / "manifest.json"
     if artifact.suffix != ".onnx" or not manifest.is_file():
         return None
-    from inti_edge.engines.build import manifest_path
+    from inti_edge.build import manifest_path
 
     src = json.loads(manifest.read_text()).get("inputs", {}).get("onnx", {}).get("model", {}).get("path")
     return manifest_path(manifest, src) if src and manifest_path(manifest, src).is_file() else None
@@ -106,7 +106,7 @@ def _fp32_source(artifact: Path) -> Path | None:
 def _auto_exclude(artifact: Path, reference: Path, data: str, split: str, clips: int, overrides, threads, progress):
     """Re-run the build that made ``artifact`` (its manifest.json) with --auto-exclude."""
     from inti_edge.check import CheckError
-    from inti_edge.engines.build import BuildOptions, build
+    from inti_edge.build import BuildOptions, build
 
     manifest_path = artifact.parent / "manifest.json"
     if not manifest_path.is_file():
@@ -126,7 +126,7 @@ def _auto_exclude(artifact: Path, reference: Path, data: str, split: str, clips:
         workspace_mib=m["build"]["workspace_mib"], opt_level=m["build"]["opt_level"],
         version_compatible=m["build"]["version_compatible"], threads=threads,
     )
-    from inti_edge.engines.build import manifest_path as recorded
+    from inti_edge.build import manifest_path as recorded
 
     source = recorded(manifest_path, m["inputs"]["onnx"]["model"]["path"])
     result = build(source, artifact.parent, opts, progress=progress)

@@ -6,7 +6,9 @@ Every runner is a Polygraphy ``BaseRunner``: a context manager (activate / deact
     pyt.TorchRunner        a checkpoint's PyTorch model (the FP32 reference)
     onnxrt.onnxrt_runner   an ONNX file in ONNX Runtime (Polygraphy's OnnxrtRunner)
     trt.trt_runner         a TensorRT plan (Polygraphy's TrtRunner), plugin library loaded
-    build.build            ONNX -> fp32 / fp16 / int8 artifacts (+ TensorRT plan or Jetson bundle)
+    runtime.open_runtime   the forms of an artifact as array -> array calls, for streaming
+
+Only runners live here; the build that makes the artifacts is inti_edge/build.py.
 
 ``open_runner(path)`` picks the runner from the file: .pt checkpoint, .onnx, .plan / .engine.
 """

@@ -31,14 +31,14 @@ from typing import Any, Callable
 
 import onnx
 
-from .. import __version__
-from .. import export as ex
-from ..artifact import ArtifactInfo, FORMS, copy_model, file_sha256, read_info, save_onnx
-from ..plugin import node as pnode
-from ..plugin import spec as plugin_spec
-from .. import quantize as q
-from . import EngineError
-from . import trt as trt_layer
+from . import __version__
+from . import export as ex
+from .artifact import ArtifactInfo, FORMS, copy_model, file_sha256, read_info, save_onnx
+from .plugin import node as pnode
+from .plugin import spec as plugin_spec
+from . import quantize as q
+from .engines import EngineError
+from .engines import trt as trt_layer
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class BuildResult:
 
 def _sources(model: Path, out_dir: Path, progress) -> tuple[dict[str, Path], Path | None]:
     """FP32 ONNX files per form, and the checkpoint when ``model`` is one (exported into out_dir/fp32)."""
-    from ..artifact import open_artifact
+    from .artifact import open_artifact
 
     if open_artifact(model).kind == "checkpoint":  # by content, whatever the file is named
         paths = ex.export_checkpoint(model, out_dir / "fp32", progress=lambda f: progress(f"export {f}"))
@@ -191,7 +191,7 @@ def _head_feeds(calib: q.CalibrationSet, encoder_onnx: Path, cfg, count: int = 3
     """The head's calibration inputs: FP32 encoder embeddings of the first calibration clips, (n, U, K, E)."""
     import numpy as np
 
-    from .onnxrt import session
+    from .engines.onnxrt import session
 
     sess = session(encoder_onnx)
     units = _units(q.CalibrationSet(calib.manifest, calib.fingerprint, calib.frames[:count], calib.labels[:count],
@@ -247,16 +247,9 @@ def _tool_versions() -> dict[str, str | None]:
     return out
 
 
-def _shape(info: ArtifactInfo) -> tuple[int, ...]:
-    cfg = info.config
-    S, E = cfg.vision.image_size, cfg.vision.embed_dim
-    return {"model": (1, cfg.frames, 3, S, S), "encoder": (1, cfg.unit_frames, 3, S, S),
-            "head": (1, cfg.units, cfg.unit_tokens, E)}[info.form]
-
-
 def trtexec_command(onnx_name: str, info: ArtifactInfo, batch: tuple[int, int, int], static: bool, opts: BuildOptions,
                     workspace: int | None, plan_name: str) -> list[str]:
-    shape = _shape(info)
+    shape = info.input_shape(1)
     dims = lambda b: "x".join(str(d) for d in (b, *shape[1:]))  # noqa: E731
     cmd = ["trtexec", f"--onnx={onnx_name}", "--stronglyTyped", f"--saveEngine={plan_name}",
            f"--builderOptimizationLevel={opts.opt_level}", "--timingCacheFile=timing.cache", "--skipInference"]
@@ -283,7 +276,7 @@ def write_bundle(out_dir: Path, artifacts: dict[str, Path], target: Target, opts
     if bundle.exists():
         shutil.rmtree(bundle)
     bundle.mkdir(parents=True)
-    src = Path(__file__).resolve().parents[2] / "plugins" / "token_interpolation"
+    src = Path(__file__).resolve().parents[1] / "plugins" / "token_interpolation"
     if src.is_dir():
         shutil.copytree(src, bundle / "plugins" / "token_interpolation",
                         ignore=shutil.ignore_patterns("build", "*.o", "*.so", "__pycache__"))
@@ -356,7 +349,7 @@ def write_bundle(out_dir: Path, artifacts: dict[str, Path], target: Target, opts
 
 
 def build(model: str | Path, out_dir: str | Path, opts: BuildOptions,
-          progress: Callable[[str, int | None, int | None], None] | None = None) -> BuildResult:
+          progress: Callable[[str, int | None, int | None], None] | None = None, device: bool = True) -> BuildResult:
     """Build artifacts for ``opts.target`` in ``opts.precision`` from an export (dir / model.onnx) or a checkpoint.
 
     Every input is checked before any long work (``validate``). The output is written into a
@@ -374,13 +367,21 @@ def build(model: str | Path, out_dir: str | Path, opts: BuildOptions,
             top = inside.parts[0]
             shutil.copytree(final / top, work / top)
             model = work / inside
-        result = _build(model, work, opts, progress)
+        result = _build(model, work, opts, progress, device)
         _publish(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     result.out_dir = final
     return result
+
+
+def quantize(model: str | Path, out_dir: str | Path, opts: BuildOptions,
+             progress: Callable[[str, int | None, int | None], None] | None = None) -> BuildResult:
+    """The quantization stage alone: the FP32 export (a checkpoint is exported first) in
+    ``opts.precision`` for ``opts.target``'s runtime, with manifest.json (and the gate when
+    ``opts.data`` names clips); no bundle and no TensorRT plan. ``build`` is this, then those."""
+    return build(model, out_dir, opts, progress, device=False)
 
 
 def _inside(path: Path, folder: Path) -> Path | None:
@@ -404,7 +405,7 @@ def _publish(work: Path, final: Path) -> None:
 
 def validate(model: Path, out_dir: Path, opts: BuildOptions) -> None:
     """Everything a build can check in a second, before minutes of export and quantization."""
-    from ..artifact import open_artifact
+    from .artifact import open_artifact
 
     if not model.exists():
         raise EngineError(f"no model at {model}")
@@ -459,118 +460,178 @@ def _check_spec_paths(spec: str, option: str) -> None:
             raise EngineError(f"{option}: {x}: no such file or folder")
 
 
-def _build(model: Path, out_dir: Path, opts: BuildOptions, progress) -> BuildResult:
-    from .. import check as ck
+@dataclass
+class _Job:
+    """One build's state, filled stage by stage (``_build``)."""
 
+    out_dir: Path
+    opts: BuildOptions
+    step: Callable
+    target: Target
+    t0: float = field(default_factory=time.time)
+    messages: list[str] = field(default_factory=list)
+    sources: dict[str, Path] = field(default_factory=dict)  # FP32 ONNX per form
+    checkpoint: Path | None = None
+    info: ArtifactInfo | None = None  # of the FP32 model form
+    reference: Path | None = None
+    ref_how: str = "none"
+    gate: Any = None  # check.GateData
+    calib: q.CalibrationSet | None = None
+    recipe: q.Recipe | None = None
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    report: Any = None  # check.CheckReport
+    auto: dict | None = None
+    plans: dict[str, Path] = field(default_factory=dict)
+
+
+def _build(model: Path, out_dir: Path, opts: BuildOptions, progress, device: bool = True) -> BuildResult:
+    """The stages, in order: export, gate clips, calibration, quantization, gate, bundle and plans
+    (``device``: the TensorRT part), manifest. Each reads what the one before left in the job."""
     step = progress or (lambda name, done=None, total=None: None)
-    target = TARGETS[opts.target]
-    messages: list[str] = []
-    t0 = time.time()
+    job = _Job(out_dir, opts, step, TARGETS[opts.target])
+    _export_stage(job, model)
+    _gate_clips_stage(job)  # decoded before quantizing: a bad spec fails in seconds, not minutes
+    _calibration_stage(job)
+    _quantize_stage(job)
+    _gate_stage(job)
+    if device:
+        _device_stage(job)
+    return _finish(job)
 
-    sources, checkpoint = _sources(model, out_dir, lambda s: step(s))
-    main_info = read_info(sources["model"])
-    if main_info.precision != "fp32":
-        raise EngineError(f"{sources['model']} is already {main_info.precision}: build from the FP32 export")
-    reference, ref_how = _reference(main_info, opts.reference, checkpoint)
-    gate = None
-    if opts.data:  # decode the gate's clips first: a bad spec fails before minutes of quantization
-        step("gate clips")
-        gate = ck.gate_data(opts.data, main_info.config, main_info.classes, opts.gate_split, opts.gate_clips,
-                            progress=lambda d, t: step("gate clips", d, t), max_lost=opts.max_lost)
-    calib = _calibration(opts, main_info, opts.precision == "int8",
-                         lambda d, t: step("calibration clips", d, t)) if opts.precision != "fp32" else None
-    if calib is not None:  # the exact set, so a later `check --auto-exclude` can re-quantize
-        calib.manifest.save(out_dir / "calibration.json")
-    recipe = _recipe(opts, target, calib)
-    forms = [f for f in opts.forms if f in sources]
 
-    def make_artifacts(rec: q.Recipe) -> dict[str, Path]:
-        made = {}
-        for form in forms:
-            step(f"{rec.precision} {form}")
-            src = onnx.load(str(sources[form]))
-            form_rec = _head_recipe(rec) if form == "head" else rec
-            form_calib = calib
-            if calib is not None and form == "encoder":
-                form_calib = _units(calib, main_info.config)
-            elif calib is not None and form == "head":
-                form_calib = _head_feeds(calib, sources["encoder"], main_info.config) if "encoder" in sources else None
-            if form_calib is None and form_rec.precision == "int8":
-                raise EngineError("INT8 needs a calibration set")
-            made[form] = save_onnx(q.apply_recipe(src, form_rec, form_calib, workdir=out_dir), out_dir / f"{form}.onnx")
-        return made
+def _export_stage(job: _Job, model: Path) -> None:
+    job.sources, job.checkpoint = _sources(model, job.out_dir, lambda s: job.step(s))
+    job.info = read_info(job.sources["model"])
+    if job.info.precision != "fp32":
+        raise EngineError(f"{job.sources['model']} is already {job.info.precision}: build from the FP32 export")
+    job.reference, job.ref_how = _reference(job.info, job.opts.reference, job.checkpoint)
 
-    artifacts = make_artifacts(recipe)
-    report, auto = None, None
-    if gate is not None:
-        step("gate: reference")
-        ref_logits = ck.reference_logits(reference, gate.clips, lambda d, t: step("gate: reference", d, t)) if reference else None
 
-        def gate_check(path: Path):
-            return ck.check(path, gate, reference=reference, budget_overrides=opts.budget, reference_onnx=sources["model"],
-                            threads=opts.threads, progress=lambda d, t: step("gate", d, t), ref_logits=ref_logits)
+def _gate_clips_stage(job: _Job) -> None:
+    from . import check as ck
 
-        step("gate")
-        report = gate_check(artifacts["model"])
-        if not report.passed and opts.auto_exclude and opts.precision == "int8":
-            report, recipe, artifacts, auto = _auto_exclude(report, recipe, make_artifacts, artifacts, gate, gate_check,
-                                                            sources, step)
-        if "encoder" in artifacts and "head" in artifacts and ref_logits is not None:
-            step("gate: streaming form")
-            n = min(32, len(gate.clips))
-            report.metrics["streaming"] = ck.streaming_metrics(artifacts["encoder"], artifacts["head"], gate.clips[:n],
-                                                               ref_logits[:n], main_info.config)
-    else:
-        messages.append("no gate: give --data SPEC (held-out clips) to check the artifacts against the FP32 model")
+    if not job.opts.data:
+        job.messages.append("no gate: give --data SPEC (held-out clips) to check the artifacts against the FP32 model")
+        return
+    job.step("gate clips")
+    job.gate = ck.gate_data(job.opts.data, job.info.config, job.info.classes, job.opts.gate_split, job.opts.gate_clips,
+                            progress=lambda d, t: job.step("gate clips", d, t), max_lost=job.opts.max_lost)
 
-    plans: dict[str, Path] = {}
+
+def _calibration_stage(job: _Job) -> None:
+    opts = job.opts
+    if opts.precision != "fp32":
+        job.calib = _calibration(opts, job.info, opts.precision == "int8", lambda d, t: job.step("calibration clips", d, t))
+    if job.calib is not None:  # the exact set, so a later `check --auto-exclude` can re-quantize
+        job.calib.manifest.save(job.out_dir / "calibration.json")
+    job.recipe = _recipe(opts, job.target, job.calib)
+
+
+def _make_artifacts(job: _Job, recipe: q.Recipe) -> dict[str, Path]:
+    """Every form asked for in ``recipe`` (the head in its own recipe, see ``_head_recipe``)."""
+    made, calib, cfg = {}, job.calib, job.info.config
+    for form in [f for f in job.opts.forms if f in job.sources]:
+        job.step(f"{recipe.precision} {form}")
+        src = onnx.load(str(job.sources[form]))
+        form_rec = _head_recipe(recipe) if form == "head" else recipe
+        form_calib = calib
+        if calib is not None and form == "encoder":
+            form_calib = _units(calib, cfg)
+        elif calib is not None and form == "head":
+            form_calib = _head_feeds(calib, job.sources["encoder"], cfg) if "encoder" in job.sources else None
+        if form_calib is None and form_rec.precision == "int8":
+            raise EngineError("INT8 needs a calibration set")
+        made[form] = save_onnx(q.apply_recipe(src, form_rec, form_calib, workdir=job.out_dir), job.out_dir / f"{form}.onnx")
+    return made
+
+
+def _quantize_stage(job: _Job) -> None:
+    job.artifacts = _make_artifacts(job, job.recipe)
+
+
+def _gate_stage(job: _Job) -> None:
+    from . import check as ck
+
+    if job.gate is None:
+        return
+    step, gate, opts = job.step, job.gate, job.opts
+    step("gate: reference")
+    ref_logits = (ck.reference_logits(job.reference, gate.clips, lambda d, t: step("gate: reference", d, t))
+                  if job.reference else None)
+
+    def gate_check(path: Path):
+        return ck.check(path, gate, reference=job.reference, budget_overrides=opts.budget,
+                        reference_onnx=job.sources["model"], threads=opts.threads,
+                        progress=lambda d, t: step("gate", d, t), ref_logits=ref_logits)
+
+    step("gate")
+    job.report = gate_check(job.artifacts["model"])
+    if not job.report.passed and opts.auto_exclude and opts.precision == "int8":
+        _auto_exclude(job, gate_check)
+    if "encoder" in job.artifacts and "head" in job.artifacts and ref_logits is not None:
+        step("gate: streaming form")
+        n = min(32, len(gate.clips))
+        job.report.metrics["streaming"] = ck.streaming_metrics(job.artifacts["encoder"], job.artifacts["head"],
+                                                               gate.clips[:n], ref_logits[:n], job.info.config)
+
+
+def _device_stage(job: _Job) -> None:
+    """TensorRT targets: the bundle a device builds its plans from, and the plans where TensorRT is here."""
+    target, opts = job.target, job.opts
+    if target.backend != "tensorrt":
+        return
     batch = opts.batch or target.batch
     workspace = opts.workspace_mib or target.workspace_mib
-    if target.backend == "tensorrt":
-        step("bundle")
-        write_bundle(out_dir, artifacts, target, opts, batch, workspace)
-        plans = _local_plans(artifacts, target, opts, batch, workspace, out_dir, messages, step)
+    job.step("bundle")
+    write_bundle(job.out_dir, job.artifacts, target, opts, batch, workspace)
+    job.plans = _local_plans(job.artifacts, target, opts, batch, workspace, job.out_dir, job.messages, job.step)
 
-    manifest = _manifest(sources, checkpoint, reference, ref_how, opts, target, recipe, calib, artifacts, plans,
-                         report, auto, main_info, time.time() - t0, out_dir)
-    plugin_lib = trt_layer.find_plugin_library(opts.plugin) if plans else None
+
+def _finish(job: _Job) -> BuildResult:
+    from . import check as ck
+
+    out_dir = job.out_dir
+    manifest = _manifest(job.sources, job.checkpoint, job.reference, job.ref_how, job.opts, job.target, job.recipe,
+                         job.calib, job.artifacts, job.plans, job.report, job.auto, job.info, time.time() - job.t0, out_dir)
+    plugin_lib = trt_layer.find_plugin_library(job.opts.plugin) if job.plans else None
     if plugin_lib is not None:  # the plans need this library: run and check verify it is the one they get
         manifest["build"]["plugin"] = {"name": plugin_lib.name, "sha256": file_sha256(plugin_lib)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if report is not None:  # names inside the build folder: it is renamed into place, and may be moved later
-        report.artifacts.update({form: _where(p, out_dir) for form, p in artifacts.items()})
-        report.artifacts["manifest"] = "manifest.json"
-        ck.write_report(report, out_dir)
-    return BuildResult(out_dir, manifest, report, plans, messages)
+    if job.report is not None:  # names inside the build folder: it is renamed into place, and may be moved later
+        job.report.artifacts.update({form: _where(p, out_dir) for form, p in job.artifacts.items()})
+        job.report.artifacts["manifest"] = "manifest.json"
+        ck.write_report(job.report, out_dir)
+    return BuildResult(out_dir, manifest, job.report, job.plans, job.messages)
 
 
-def _auto_exclude(report, recipe, make_artifacts, artifacts, gate, gate_check, sources, step):
+def _auto_exclude(job: _Job, gate_check) -> None:
     """Keep the most sensitive INT8 layers out of INT8 (1, 2, 4, ... of them) until the budget holds.
 
     Sensitivity: the relative error each quantized node adds (check.layerwise), measured once on the
     first build. Kept layers run in the recipe's high precision (FP16 for TensorRT, FP32 on CPU)."""
-    from .. import check as ck
+    from . import check as ck
 
-    rows = ck.layerwise(sources["model"], artifacts["model"], gate.clips[:4], "clip", top=0,
-                        quantized=q.quantized_nodes(onnx.load(str(artifacts["model"])), recipe.op_types))
+    base = job.recipe
+    rows = ck.layerwise(job.sources["model"], job.artifacts["model"], job.gate.clips[:4], "clip", top=0,
+                        quantized=q.quantized_nodes(onnx.load(str(job.artifacts["model"])), base.op_types))
     ranked = [r["node"] for r in rows if r["quantized"]]
-    base, tried, kept = recipe, [], []
+    tried, kept = [], []
     k = 1
     while ranked:
         kept = ranked[:k]
-        recipe = replace(base, exclude=tuple(base.exclude) + tuple(f"^{re.escape(n)}$" for n in kept), notes=list(base.notes))
-        step(f"auto-exclude: {len(kept)} layer(s) out of INT8")
-        artifacts = make_artifacts(recipe)
-        report = gate_check(artifacts["model"])
-        tried.append({"kept": len(kept), "passed": report.passed, "agreement": report.metrics["agreement"],
-                      "cos_mean": report.metrics["cos_mean"], "accuracy_delta": report.metrics["accuracy_delta"]})
-        if report.passed or k >= len(ranked):
+        job.recipe = replace(base, exclude=tuple(base.exclude) + tuple(f"^{re.escape(n)}$" for n in kept), notes=list(base.notes))
+        job.step(f"auto-exclude: {len(kept)} layer(s) out of INT8")
+        job.artifacts = _make_artifacts(job, job.recipe)
+        job.report = gate_check(job.artifacts["model"])
+        m = job.report.metrics
+        tried.append({"kept": len(kept), "passed": job.report.passed, "agreement": m["agreement"],
+                      "cos_mean": m["cos_mean"], "accuracy_delta": m["accuracy_delta"]})
+        if job.report.passed or k >= len(ranked):
             break
         k = min(2 * k, len(ranked))
-    auto = {"kept": kept, "kept_precision": "fp16" if recipe.backend == "tensorrt" else "fp32", "steps": tried,
-            "passed": report.passed}
-    report.auto_exclude = auto
-    return report, recipe, artifacts, auto
+    job.auto = {"kept": kept, "kept_precision": "fp16" if job.recipe.backend == "tensorrt" else "fp32", "steps": tried,
+                "passed": job.report.passed}
+    job.report.auto_exclude = job.auto
 
 
 def _local_plans(artifacts, target: Target, opts: BuildOptions, batch, workspace, out_dir: Path, messages, step) -> dict[str, Path]:
@@ -598,7 +659,7 @@ def _local_plans(artifacts, target: Target, opts: BuildOptions, batch, workspace
         if opts.static_batch:
             src = save_onnx(static_copy(onnx.load(str(path)), opts.static_batch), out_dir / f"{form}.static.onnx")
         b = (opts.static_batch,) * 3 if opts.static_batch else batch
-        cfg = trt_layer.PlanConfig(info.input_name, _shape(info), b, opts.opt_level, workspace, opts.version_compatible,
+        cfg = trt_layer.PlanConfig(info.input_name, info.input_shape(1), b, opts.opt_level, workspace, opts.version_compatible,
                                    opts.timing_cache or str(out_dir / "timing.cache"), str(plugin) if plugin else None)
         plans[form] = trt_layer.build_plan(src, out_dir / f"{form}.plan", cfg)
     return plans
