@@ -239,6 +239,78 @@ def read_info(model) -> ArtifactInfo:
         raise ArtifactError(f"the ONNX file's inti-edge metadata is damaged ({e})") from None
 
 
+# --- a build's manifest ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Manifest:
+    """manifest.json of a build folder (``build`` writes it once; everyone reads it through this).
+
+    Paths inside the build folder are recorded relative to it (the folder is renamed into place and
+    may be moved); paths outside it absolutely."""
+
+    file: Path
+    raw: dict[str, Any]
+
+    @classmethod
+    def load(cls, where: str | Path) -> "Manifest | None":
+        """The manifest of a build folder (or beside a file of it); None where there is none."""
+        p = Path(where)
+        f = p if p.name == MANIFEST else (p / MANIFEST if p.is_dir() else p.parent / MANIFEST)
+        if not f.is_file():
+            return None
+        try:
+            raw = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ArtifactError(f"{f}: unreadable build manifest ({e})") from None
+        if not isinstance(raw, dict):
+            raise ArtifactError(f"{f}: not a build manifest")
+        return cls(f, raw)
+
+    def path(self, recorded: str) -> Path:
+        p = Path(recorded)
+        return p if p.is_absolute() else self.file.parent / p
+
+    @property
+    def precision(self) -> str:
+        return self.raw.get("precision", "fp32")
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.raw.get("classes", []))
+
+    @property
+    def target(self) -> dict[str, Any]:
+        return self.raw.get("target") or {}
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return self.raw.get("recipe") or {}
+
+    @property
+    def build(self) -> dict[str, Any]:
+        return self.raw.get("build") or {}
+
+    @property
+    def device(self) -> dict[str, Any]:
+        return self.raw.get("device") or {}
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return self.raw.get("inputs") or {}
+
+    def artifact_forms(self) -> list[str]:
+        return list(self.raw.get("artifacts") or {})
+
+    def source(self, form: str = "model") -> Path | None:
+        """The FP32 ONNX of ``form`` this build was made from, where it still is."""
+        rec = (self.inputs.get("onnx") or {}).get(form) or {}
+        p = self.path(rec["path"]) if rec.get("path") else None
+        return p if p is not None and p.is_file() else None
+
+    def plan(self, name: str) -> dict[str, Any] | None:
+        """The record of the plan file ``name`` this build made (path, sha256), if it made one."""
+        return next((r for r in (self.raw.get("plans") or {}).values() if Path(r.get("path", "")).name == name), None)
+
+
 # --- an artifact on disk -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Artifact:
@@ -251,7 +323,7 @@ class Artifact:
     onnx: dict[str, Path] = field(default_factory=dict)  # form -> ONNX file
     plans: dict[str, Path] = field(default_factory=dict)  # form -> TensorRT plan
     checkpoint: Path | None = None
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
 
     @property
     def streaming(self) -> bool:
@@ -311,12 +383,7 @@ def _open_checkpoint(p: Path) -> Artifact:
 
 
 def _open_folder(d: Path, prefer: ArtifactInfo | None = None) -> Artifact:
-    manifest = None
-    if (d / MANIFEST).is_file():
-        try:
-            manifest = json.loads((d / MANIFEST).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ArtifactError(f"{d / MANIFEST}: unreadable build manifest ({e})") from None
+    manifest = Manifest.load(d)
     onnx_files = {f: d / f"{f}.onnx" for f in FORMS if (d / f"{f}.onnx").is_file()}
     plans = {f: d / f"{f}{s}" for f in FORMS for s in PLAN_SUFFIXES if (d / f"{f}{s}").is_file()}
     if not onnx_files and prefer is None:

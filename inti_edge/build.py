@@ -384,6 +384,34 @@ def quantize(model: str | Path, out_dir: str | Path, opts: BuildOptions,
     return build(model, out_dir, opts, progress, device=False)
 
 
+def rebuild_auto_exclude(artifact: str | Path, reference: str | Path, data: str, split: str, clips: int,
+                         budget: dict[str, float], threads: int | None = None, progress=None):
+    """Re-run the INT8 build that made ``artifact`` (its manifest.json: same recipe, same calibration
+    set) with auto-exclude against ``data``; returns the new gate report."""
+    from .artifact import Manifest
+    from .check import CheckError
+
+    artifact = Path(artifact)
+    folder = artifact if artifact.is_dir() else artifact.parent
+    m = Manifest.load(folder)
+    if m is None:
+        raise CheckError("--auto-exclude re-quantizes a build: the artifact needs the manifest.json its build wrote")
+    if m.precision != "int8":
+        raise CheckError(f"--auto-exclude is for INT8 builds; this one is {m.precision}")
+    rec, cal, b = m.recipe, m.inputs.get("calibration") or {}, m.build
+    opts = BuildOptions(
+        precision="int8", target=m.target["name"], calib=str(folder / "calibration.json"),
+        calib_cache=str(Path(cal["cache"]).parent) if cal.get("cache") else None, calib_method=rec["method"],
+        exclude=tuple(rec["exclude"]), op_types=tuple(rec["op_types"]), attention=rec.get("attention"), data=data,
+        gate_split=split, gate_clips=clips, reference=str(reference), budget=budget, auto_exclude=True,
+        forms=tuple(m.artifact_forms()), batch=tuple(b["batch"]), static_batch=b["static_batch"],
+        workspace_mib=b["workspace_mib"], opt_level=b["opt_level"], version_compatible=b["version_compatible"],
+        threads=threads,
+    )
+    source = m.path(m.inputs["onnx"]["model"]["path"])
+    return build(source, folder, opts, progress=progress).report
+
+
 def _inside(path: Path, folder: Path) -> Path | None:
     """``path`` relative to ``folder`` when it lies inside it (None otherwise)."""
     try:

@@ -303,18 +303,18 @@ class GateData:
 def gate_data(spec: str, cfg, classes: Sequence[str], split: str = GATE_SPLIT, clips: int = GATE_CLIPS,
               seed: int = GATE_SEED, progress=None, max_lost: float | None = None) -> GateData:
     """Held-out clips for the gate; a video damaged past ``max_lost`` of its time is refused."""
-    from .quantize import QuantizeError, load_clips
+    from .data import DatasetError, load_clips
 
     try:
         x, y = load_clips(spec, cfg, split, clips, seed, classes, progress, damage="refuse", max_lost=max_lost)
-    except QuantizeError as e:
+    except DatasetError as e:
         raise CheckError(str(e)) from None
     return GateData(x, y, {"spec": spec, "split": split, "clips": int(len(x)), "seed": seed})
 
 
 def check(
     artifact: str | Path,
-    data: GateData,
+    data: GateData | str,
     reference: str | Path | None = None,
     precision: str | None = None,
     budget_overrides: dict[str, float] | None = None,
@@ -323,17 +323,46 @@ def check(
     plugins: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     ref_logits: np.ndarray | None = None,
+    *,
+    split: str = GATE_SPLIT,
+    clips: int = GATE_CLIPS,
+    seed: int = GATE_SEED,
+    max_lost: float | None = None,
+    step: Callable | None = None,
 ) -> CheckReport:
-    """Run the gate. ``reference``: the FP32 checkpoint (else ``reference_onnx``, the FP32 export,
-    stands in, and the report says so); ``ref_logits``: its logits on ``data.clips`` when already
-    computed. ``reference_onnx`` also enables the layerwise comparison when over budget."""
+    """Run the gate on ``artifact`` (an ONNX file, a plan, or a build / export folder: its model.onnx).
+
+    ``data``: decoded clips (GateData), or a data spec whose ``split`` gives ``clips`` clips (``seed``;
+    a video damaged past ``max_lost`` is refused). ``reference``: the FP32 checkpoint (else
+    ``reference_onnx``, the FP32 export, stands in, and the report says so; by default the FP32 ONNX
+    the build's manifest records); ``ref_logits``: its logits on the clips when already computed.
+    ``reference_onnx`` also enables the layerwise comparison when over budget. ``step(name, done,
+    total)``: progress of the whole check (decoding, running)."""
     from .engines import EngineError
 
     artifact = Path(artifact)
+    if artifact.is_dir():
+        artifact = artifact / "model.onnx"
     if not artifact.exists():
         raise CheckError(f"no artifact at {artifact}")
     notes = []
-    info = artifact_facts(artifact)
+    info = artifact_facts(artifact)  # what it is, before seconds of decoding clips
+    if step is not None:
+        progress = progress or (lambda d, t: step("running", d, t))
+    if isinstance(data, str):
+        if reference is None:
+            raise CheckError("a data spec needs the checkpoint to read it as the model does: give --reference")
+        from .model import CheckpointError, ModelConfig, read_checkpoint
+
+        try:
+            meta = read_checkpoint(reference)
+        except CheckpointError as e:
+            raise CheckError(str(e)) from None
+        data = gate_data(data, ModelConfig.from_dict(meta["config"]), meta["classes"], split, clips, seed,
+                         progress=(lambda d, t: step("decoding clips", d, t)) if step else None, max_lost=max_lost)
+    if reference_onnx is None:
+        manifest = artifacts.Manifest.load(artifact) if artifact.suffix == ".onnx" else None
+        reference_onnx = manifest.source("model") if manifest else None
     precision = precision or info.get("precision", "fp32")
     if precision not in DEFAULT_BUDGETS:
         raise CheckError(f"unknown precision {precision!r}")

@@ -102,7 +102,7 @@ def _torch_export(module, example, input_name: str, output_name: str, opset: int
     import torch
 
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    with contextlib.redirect_stdout(_Devnull()):  # the exporter prints progress lines
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # the exporter prints progress lines
         prog = torch.onnx.export(
             module,
             (example,),
@@ -117,12 +117,6 @@ def _torch_export(module, example, input_name: str, output_name: str, opset: int
     return prog.model_proto
 
 
-class _Devnull:
-    def write(self, s):  # noqa: D401
-        return len(s)
-
-    def flush(self):
-        pass
 
 
 def _finish(proto: onnx.ModelProto, interps: list, cfg, interpolation: str, opset: int) -> onnx.ModelProto:

@@ -47,6 +47,7 @@ import numpy as np
 import onnx
 
 from . import artifact as artifacts
+from .data.spec import MOTION_PREFIX, motion_paths
 from .plugin import node as pnode
 
 DEFAULT_CLIPS = 256
@@ -61,54 +62,6 @@ class QuantizeError(RuntimeError):
 
 
 # --- clips from a data spec ----------------------------------------------------------------------------
-def load_clips(spec: str, cfg, split: str, count: int, seed: int = 0, classes: Sequence[str] | None = None,
-               progress: Callable[[int, int], None] | None = None, damage: str = "warn",
-               max_lost: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` clips of a data spec (inti_edge.data), deterministic for (spec, split, count, seed).
-
-    Returns (clips float32 (n, T, 3, S, S) normalised, labels int64 (n,)); labels are indices into
-    ``classes`` (the model's class names) and -1 for a class the model does not have. Labelled-clip
-    specs give at most one clip per video (n <= count). ``damage`` / ``max_lost``: what a damaged
-    video does (``data.store.screen_stores``: skip for calibration, refuse for the gate).
-    """
-    import torch
-
-    from .data import DatasetError, VideoError, build_dataset
-
-    try:
-        ds = build_dataset(spec, cfg, split, clips_per_epoch=count, seed=seed, random=False, damage=damage,
-                           max_lost=max_lost)
-    except (DatasetError, VideoError, FileNotFoundError, ValueError) as e:
-        raise QuantizeError(f"data {spec!r} ({split}): {e}") from None
-    names = list(getattr(ds, "classes", []))
-    if classes is None:
-        remap = {i: i for i in range(len(names))}
-    else:  # the data's label order may differ from the model's: match by name
-        remap = {i: (list(classes).index(n) if n in classes else -1) for i, n in enumerate(names)}
-    n = min(count, len(ds))
-    if n == 0:
-        raise QuantizeError(f"data {spec!r} ({split}) holds no clips")
-    T, S = cfg.frames, cfg.vision.image_size
-    clips = np.empty((n, T, 3, S, S), np.float32)
-    labels = np.empty(n, np.int64)
-    chunk = 32
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # labelled-clip augmentation in a train split: same on every run
-        for start in range(0, n, chunk):
-            idx = list(range(start, min(n, start + chunk)))
-            if hasattr(ds, "get_batch"):
-                x, y = ds.get_batch(idx)
-            else:
-                items = [ds[i] for i in idx]
-                x = torch.stack([torch.as_tensor(c) for c, _ in items])
-                y = torch.as_tensor([int(lbl) for _, lbl in items])
-            clips[idx] = x.float().cpu().numpy()
-            labels[idx] = [remap.get(int(v), -1) for v in y]
-            if progress:
-                progress(idx[-1] + 1, n)
-    return clips, labels
-
-
 # --- calibration sets ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CalibrationManifest:
@@ -166,15 +119,15 @@ class CalibrationManifest:
             return self.data
         base = Path(self.origin)
         fix = lambda p: str(base / p) if p and not Path(p).is_absolute() else p  # noqa: E731
-        if self.data.startswith("motion:"):
-            return "motion:" + ",".join(fix(p.strip()) for p in self.data[len("motion:"):].split(","))
+        if self.data.startswith(MOTION_PREFIX):
+            return MOTION_PREFIX + ",".join(fix(p) for p in motion_paths(self.data))
         return fix(self.data)
 
     def files(self) -> list[Path]:
         """The files the spec reads (videos, CSVs and the videos they list, folders' files), for the fingerprint."""
         spec = self.resolved_data()
-        if spec.startswith("motion:"):
-            return [Path(p.strip()) for p in spec[len("motion:"):].split(",") if p.strip()]
+        if spec.startswith(MOTION_PREFIX):
+            return [Path(p) for p in motion_paths(spec)]
         p = Path(spec)
         if p.is_file():
             files = [p]
@@ -273,8 +226,13 @@ def calibration_set(manifest: CalibrationManifest, cfg, preprocess: dict[str, An
         with np.load(path, allow_pickle=False) as z:
             if str(z["fingerprint"]) == fp:
                 return CalibrationSet(manifest, fp, z["frames"], z["labels"], mean, std, path, True)
-    clips, labels = load_clips(manifest.resolved_data(), cfg, manifest.split, manifest.clips, manifest.seed, classes, progress,
-                               damage="skip", max_lost=max_lost)
+    from .data import DatasetError, load_clips
+
+    try:
+        clips, labels = load_clips(manifest.resolved_data(), cfg, manifest.split, manifest.clips, manifest.seed, classes,
+                                   progress, damage="skip", max_lost=max_lost)
+    except DatasetError as e:
+        raise QuantizeError(str(e)) from None
     frames = _to_uint8(clips, mean, std)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -363,13 +321,6 @@ def attention_matmuls(model: onnx.ModelProto) -> list[str]:
     consts = {i.name for i in model.graph.initializer}
     consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and not any(i in consts for i in n.input)]
-
-
-def quantizable_nodes(model: onnx.ModelProto, op_types: Sequence[str]) -> list[str]:
-    """Names of the nodes a recipe would quantize (before exclusions), interpolation bodies left out."""
-    inlined, info = pnode.inline_interpolation(model) if pnode.interpolation_nodes(model) else (model, None)
-    skip = re.compile(info.exclude_pattern) if info else None
-    return [n.name for n in inlined.graph.node if n.op_type in op_types and not (skip and skip.match(n.name))]
 
 
 @contextlib.contextmanager

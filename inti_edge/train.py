@@ -14,6 +14,7 @@ metrics.jsonl from the checkpoint's history, which drops the records of steps th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -234,7 +235,7 @@ def _tuples(x):
 
 # --- evaluation ------------------------------------------------------------------------------------
 @torch.no_grad()
-def evaluate(
+def evaluate_model(
     model: torch.nn.Module,
     dataset: Dataset,
     classes: list[str],
@@ -298,51 +299,11 @@ def evaluate(
     }
 
 
-def plot_confusion(res: dict, classes: list[str], path: str | os.PathLike, title: str = "") -> Path:
-    """The confusion matrix of an ``evaluate`` result as a PNG: rows = true class, columns = predicted,
-    each cell the share of its row (clip counts written in)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(res["confusion"], dtype=np.float64)
-    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.6 + 0.75 * n, 1.2 + 0.7 * n), dpi=110)
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for i in range(n):
-        for j in range(n):
-            if cm[i, j]:
-                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
-                        color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(n), classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title or f"top-1 {100 * res['top1']:.1f}%, n={res['n']}", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 # --- the run ----------------------------------------------------------------------------------------
 def _progress(enabled: bool):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from .progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
+    return progress_bar(stats=True, transient=False) if enabled else None
 
 
 @dataclass
@@ -497,7 +458,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
             _append_line(metrics_path, json.dumps(rec))
 
     def evaluate_epoch(ep: int) -> None:
-        ev = evaluate(net if ema is None else ema.module, val_set, classes, batch_size=micro, workers=cfg.workers, device=device, amp=amp, limit=cfg.eval_clips, d=d)
+        ev = evaluate_model(net if ema is None else ema.module, val_set, classes, batch_size=micro, workers=cfg.workers, device=device, amp=amp, limit=cfg.eval_clips, d=d)
         log({"step": step, "epoch": ep, "val_top1": round(ev["top1"], 5), "val_top5": round(ev["top5"], 5), "val_loss": round(ev["loss"], 5), "val_n": ev["n"]})
 
     bar = _progress(d.main and not cfg.quiet)
@@ -539,7 +500,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
                     x = clips.to(device, non_blocking=True)
                     y = labels.to(device, non_blocking=True)
                     sync = k == cfg.accum - 1 or d.world == 1
-                    ctx = net.no_sync() if (d.world > 1 and not sync) else _null()
+                    ctx = net.no_sync() if (d.world > 1 and not sync) else contextlib.nullcontext()
                     with ctx, torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                         loss = F.cross_entropy(net(x).float(), y, label_smoothing=cfg.label_smoothing) / cfg.accum
                     scaler.scale(loss).backward()
@@ -635,12 +596,6 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def plot_metrics(history: list[dict], path: Path, title: str = "") -> Path:

@@ -235,3 +235,14 @@ def test_tensorrt_plan_from_the_fp16_artifact_passes_the_gate(env, tmp_path):
               "-o", tmp_path / "plan-check", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["backend"] == "tensorrt"
+
+
+def test_quantize_is_the_quantization_stage_alone(env, tmp_path):
+    """`inti-edge quantize`: the artifacts and their manifest for a TensorRT target, no bundle and no plan."""
+    out = tmp_path / "q"
+    res = cli("quantize", env["files"]["model"].parent, "-p", "fp16", "-t", "orin", "--forms", "head", "-o", out)
+    assert res.exit_code == 0, res.output
+    assert (out / "head.onnx").is_file() and not (out / "bundle").exists() and not list(out.glob("*.plan"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"] == "fp16" and manifest["target"]["name"] == "orin" and manifest["plans"] == {}
+    assert artifacts.read_info(out / "head.onnx").precision == "fp16"

@@ -108,7 +108,7 @@ def gate_reference(checkpoint, cfg, classes) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def _clips(spec: str, cfg_json: str, classes: tuple, split: str, clips: int, seed: int):
     from inti_edge.model import ModelConfig
-    from inti_edge.quantize import load_clips
+    from inti_edge.data import load_clips
 
     return load_clips(spec, ModelConfig.from_json(cfg_json), split, clips, seed, list(classes))
 

@@ -93,7 +93,9 @@ def test_calibration_clips_are_cached_and_come_back_identical(setup, tmp_path):
     assert second.cache_path.name.startswith("tiny-") and second.cache_path.suffix == ".npz"
     np.testing.assert_array_equal(first.frames, second.frames)
     np.testing.assert_array_equal(first.labels, second.labels)
-    direct, _ = q.load_clips(MOTION, cfg, "all", 6, 3, meta["classes"])
+    from inti_edge.data import load_clips
+
+    direct, _ = load_clips(MOTION, cfg, "all", 6, 3, meta["classes"])
     # uint8 storage costs at most half a grey level
     assert np.abs(second.clips() - direct).max() <= 0.5 / 255 / min(cfg.std) + 1e-6
     reader = second.reader("clip", batch=4)

@@ -324,7 +324,7 @@ def test_input(case: Case, ctx: Ctx):
 def test_a_plan_from_another_tensorrt_gpu_or_plugin_is_named_before_tensorrt_tries(tmp_path):
     """The checks `run` and `check` make before handing a plan to TensorRT (which needs a GPU and the
     library to run here): the manifest of the plan's build says what it was built with."""
-    from inti_edge.artifact import file_sha256
+    from inti_edge.artifact import Manifest, file_sha256
     from inti_edge.engines.trt import plan_mismatch
 
     plan = tmp_path / "model.plan"
@@ -333,15 +333,16 @@ def test_a_plan_from_another_tensorrt_gpu_or_plugin_is_named_before_tensorrt_tri
     lib.write_bytes(b"the plugin")
     other = tmp_path / "other.so"
     other.write_bytes(b"another build")
-    m = {"plans": {"model": {"path": "model.plan", "sha256": file_sha256(plan)}},
-         "device": {"tensorrt": "10.3.0", "sm": "8.7"},
-         "build": {"version_compatible": False, "plugin": {"name": lib.name, "sha256": file_sha256(lib)}}}
+    raw = {"plans": {"model": {"path": "model.plan", "sha256": file_sha256(plan)}},
+           "device": {"tensorrt": "10.3.0", "sm": "8.7"},
+           "build": {"version_compatible": False, "plugin": {"name": lib.name, "sha256": file_sha256(lib)}}}
+    m = Manifest(tmp_path / "manifest.json", raw)
     assert plan_mismatch(plan, m, "10.3.0.26", "8.7", lib) is None
     assert "built with TensorRT 10.3.0; this machine has 10.13.0" in plan_mismatch(plan, m, "10.13.0", "8.7", lib)
     assert "SM 8.7; this GPU is SM 9.0" in plan_mismatch(plan, m, "10.3.1", "9.0", lib)
     assert "needs the plugin library libinti_plugins.so" in plan_mismatch(plan, m, "10.3", "8.7", None)
     assert "not the plugin library model.plan was built with" in plan_mismatch(plan, m, "10.3", "8.7", other)
-    compat = {**m, "build": {**m["build"], "version_compatible": True}}
+    compat = Manifest(m.file, {**raw, "build": {**raw["build"], "version_compatible": True}})
     assert plan_mismatch(plan, compat, "10.13.0", "8.7", lib) is None  # a version-compatible plan runs on newer TensorRT
     plan.write_bytes(b"rebuilt on the device")  # not the plan this manifest's build made: no claim about it
     assert plan_mismatch(plan, m, "10.13.0", "9.0", None) is None

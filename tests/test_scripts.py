@@ -63,7 +63,7 @@ def test_measure_sees_the_same_clips_as_inti_edge_eval():
     torch = pytest.importorskip("torch")
     from inti_edge.data import build_dataset
     from inti_edge.model import load_checkpoint
-    from inti_edge.train import evaluate
+    from inti_edge.train import evaluate_model as evaluate
 
     spec = f"motion:{CLIP}"
     rows, classes = motion_errors.measure(str(MODEL), spec, "all", seed=3, limit=21, batch=8)

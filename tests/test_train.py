@@ -242,7 +242,7 @@ def test_bundled_default_model_sees_camera_motion_in_committed_clips():
     in a test block; the UCF101 clip is another domain): far above chance (14%)."""
     from inti_edge.data import build_dataset
     from inti_edge.defaults import DEFAULT_MODEL
-    from inti_edge.train import evaluate
+    from inti_edge.train import evaluate_model as evaluate
 
     model, meta = load_checkpoint(DEFAULT_MODEL)
     for spec, floor in ((MOTION, 0.7), (OTHER, 0.55)):

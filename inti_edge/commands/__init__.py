@@ -43,17 +43,3 @@ def one_line_warnings() -> None:
     warnings.simplefilter("always", InputWarning)
     warnings.showwarning = show
 
-
-def step_bar(console, disable: bool = False):
-    """The progress bar of the multi-step commands (build, check): step name, count, elapsed time.
-    Returns the bar (a context manager) and ``update(name, done=None, total=None)``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console, transient=True, disable=disable)
-    task = bar.add_task("starting", total=None)
-
-    def update(name: str, done: int | None = None, total: int | None = None) -> None:
-        bar.update(task, description=name, completed=done or 0, total=total)
-
-    return bar, update

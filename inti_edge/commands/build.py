@@ -1,4 +1,5 @@
-"""`inti-edge build`: an export (or checkpoint) -> fp32 / fp16 / int8 artifacts for a target, plan or bundle, gate."""
+"""`inti-edge build` and `inti-edge quantize`: an export (or checkpoint) -> fp32 / fp16 / int8 artifacts for a
+target, then (build) the bundle and plans; the gate where --data names clips."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ def _batch(text: str | None) -> tuple[int, int, int] | None:
     return b  # type: ignore[return-value]
 
 
+QUANTIZE_HELP = ("Quantize an export (or checkpoint) for a target's runtime: FP16 / INT8 ONNX and manifest.json, "
+                 "the gate where --data names clips; no bundle, no TensorRT plan (that is `build`).")
+
+
 def build(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., help="Export folder, its model.onnx, or a checkpoint (.pt: exported first)."),
     precision: str = typer.Option("fp16", "--precision", "-p", help="fp32, fp16 or int8."),
     target: str = typer.Option("cpu", "--target", "-t", help="cpu (cpu-x86, cpu-vnni, cpu-arm), gpu, h100, a100, l4, orin, thor."),
@@ -54,10 +60,12 @@ def build(
     """Build artifacts for a target; the gate runs at the end (exit 1 when over budget)."""
     from rich.console import Console
     from inti_edge.check import CheckError, parse_budget
-    from inti_edge.commands import fail, step_bar
+    from inti_edge.commands import fail
+    from inti_edge.progress import step_bar
     from inti_edge.engines import EngineError
     from inti_edge.build import BuildOptions
     from inti_edge.build import build as run_build
+    from inti_edge.build import quantize as run_quantize
     from inti_edge.artifact import ArtifactError
     from inti_edge.model import CheckpointError
     from inti_edge.quantize import QuantizeError
@@ -76,7 +84,8 @@ def build(
         )
         bar, progress = step_bar(console, disable=as_json)
         with bar:
-            result = run_build(model, out, opts, progress=progress)
+            stage = run_quantize if ctx.info_name == "quantize" else run_build  # the one function per command
+            result = stage(model, out, opts, progress=progress)
     except (EngineError, ArtifactError, QuantizeError, CheckError, CheckpointError) as e:
         fail(str(e), console)
     report = result.report

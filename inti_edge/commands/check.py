@@ -45,42 +45,27 @@ def check(
     """Compare an artifact with the FP32 model on held-out clips; exit 1 when over budget."""
     from rich.console import Console
     from inti_edge import check as ck
-    from inti_edge.commands import fail, step_bar
+    from inti_edge.commands import fail
+    from inti_edge.progress import step_bar
     from inti_edge.engines import EngineError
     from inti_edge.artifact import ArtifactError
     from inti_edge.model import CheckpointError
     from inti_edge.quantize import QuantizeError
+    from inti_edge.build import rebuild_auto_exclude
 
     console = Console(stderr=True, soft_wrap=True)  # one message, one line
     try:
-        if artifact.is_dir():
-            artifact = artifact / "model.onnx"
-        if not artifact.exists():
-            raise ck.CheckError(f"no artifact at {artifact}")
-        ck.artifact_facts(artifact)  # what it is, before seconds of decoding clips
         overrides = ck.parse_budget(budget)
         bar, update = step_bar(console, disable=as_json)
-
-        def progress(name):
-            return lambda done, total: update(name, done, total)
-
         with bar:
             if auto_exclude:
-                report = _auto_exclude(artifact, reference, data, split, clips, overrides, threads, update)
+                report = rebuild_auto_exclude(artifact, reference, data, split, clips, overrides, threads, update)
             else:
-                from inti_edge.model import read_checkpoint
-
-                meta = read_checkpoint(reference)
-                from inti_edge.model import ModelConfig
-
-                cfg = ModelConfig.from_dict(meta["config"])
-                gate = ck.gate_data(data, cfg, meta["classes"], split, clips, seed, progress=progress("decoding clips"),
-                                    max_lost=max_lost)
-                src = _fp32_source(artifact)
-                report = ck.check(artifact, gate, reference=reference, precision=precision, budget_overrides=overrides,
-                                  reference_onnx=src, threads=threads, plugins=[plugin] if plugin else None,
-                                  progress=progress("running"))
-        paths = ck.write_report(report, out or artifact.parent)
+                report = ck.check(artifact, data, reference=reference, precision=precision, budget_overrides=overrides,
+                                  threads=threads, plugins=[plugin] if plugin else None, split=split, clips=clips,
+                                  seed=seed, max_lost=max_lost, step=update)
+        folder = artifact if artifact.is_dir() else artifact.parent
+        paths = ck.write_report(report, out or folder)
     except (ck.CheckError, EngineError, ArtifactError, QuantizeError, CheckpointError) as e:
         fail(str(e), console)
     if as_json:
@@ -90,44 +75,3 @@ def check(
         console.print(f"wrote {paths['json']}, {paths['md']}")
     if not report.passed:
         raise typer.Exit(1)
-
-
-def _fp32_source(artifact: Path) -> Path | None:
-    """The FP32 ONNX an artifact was built from (for the layerwise comparison), when its build recorded it."""
-    manifest = artifact.parent / "manifest.json"
-    if artifact.suffix != ".onnx" or not manifest.is_file():
-        return None
-    from inti_edge.build import manifest_path
-
-    src = json.loads(manifest.read_text()).get("inputs", {}).get("onnx", {}).get("model", {}).get("path")
-    return manifest_path(manifest, src) if src and manifest_path(manifest, src).is_file() else None
-
-
-def _auto_exclude(artifact: Path, reference: Path, data: str, split: str, clips: int, overrides, threads, progress):
-    """Re-run the build that made ``artifact`` (its manifest.json) with --auto-exclude."""
-    from inti_edge.check import CheckError
-    from inti_edge.build import BuildOptions, build
-
-    manifest_path = artifact.parent / "manifest.json"
-    if not manifest_path.is_file():
-        raise CheckError("--auto-exclude re-quantizes a build: the artifact needs the manifest.json its build wrote")
-    m = json.loads(manifest_path.read_text())
-    if m["precision"] != "int8":
-        raise CheckError(f"--auto-exclude is for INT8 builds; this one is {m['precision']}")
-    calib = artifact.parent / "calibration.json"
-    rec = m["recipe"]
-    cal = (m["inputs"].get("calibration") or {})
-    opts = BuildOptions(
-        precision="int8", target=m["target"]["name"], calib=str(calib),
-        calib_cache=str(Path(cal["cache"]).parent) if cal.get("cache") else None, calib_method=rec["method"],
-        exclude=tuple(rec["exclude"]), op_types=tuple(rec["op_types"]), attention=rec.get("attention"), data=data, gate_split=split, gate_clips=clips,
-        reference=str(reference), budget=overrides, auto_exclude=True, forms=tuple(m["artifacts"]),
-        batch=tuple(m["build"]["batch"]), static_batch=m["build"]["static_batch"],
-        workspace_mib=m["build"]["workspace_mib"], opt_level=m["build"]["opt_level"],
-        version_compatible=m["build"]["version_compatible"], threads=threads,
-    )
-    from inti_edge.build import manifest_path as recorded
-
-    source = recorded(manifest_path, m["inputs"]["onnx"]["model"]["path"])
-    result = build(source, artifact.parent, opts, progress=progress)
-    return result.report

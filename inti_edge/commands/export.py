@@ -21,7 +21,8 @@ def export(
 ) -> None:
     """Export a checkpoint to ONNX with dynamic batch; config, classes and preprocessing in the metadata."""
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from inti_edge.progress import step_bar
 
     from inti_edge.commands import fail
     from inti_edge.artifact import ArtifactError, read_info
@@ -32,11 +33,11 @@ def export(
     if plain and plugin_only:
         fail("--plain and --plugin-only exclude each other", console)
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                      transient=True, disable=as_json) as bar:
-            task = bar.add_task("loading checkpoint")
+        bar, update = step_bar(console, disable=as_json)
+        with bar:
+            update("loading checkpoint")
             paths = export_checkpoint(checkpoint, out, plugin_only=plugin_only, plain=plain, streaming=streaming,
-                                      opset=opset, progress=lambda form: bar.update(task, description=f"exporting {form}"))
+                                      opset=opset, progress=lambda form: update(f"exporting {form}"))
     except (ArtifactError, CheckpointError) as e:
         fail(str(e), console)
     rows = []

@@ -77,32 +77,16 @@ def eval_cmd(
     max_lost: float = typer.Option(0.25, "--max-lost", help="Refuse a video that lost more than this fraction of its time to damage (undecodable packets, gaps, a truncated tail)."),
 ) -> None:
     """Top-1 / top-5 / per-class accuracy of a checkpoint on a data spec."""
-    from inti_edge.data import ClipsTooShortError, build_dataset
-    from inti_edge.data.motion import EVAL_CLIPS
-    from inti_edge.model import CheckpointError, load_checkpoint
-    from inti_edge.train import TrainError, amp_dtype, evaluate, pick_device, plot_confusion
+    from inti_edge.evaluate import EvalError, evaluate, plot_confusion
 
     if plot is not None and not plot.resolve().parent.is_dir():  # refuse before the evaluation, not after it
         fail(f"cannot write {plot}: no folder {plot.resolve().parent}")
     try:
-        model, meta = load_checkpoint(checkpoint)
-        dev = pick_device(device)
-    except (CheckpointError, TrainError) as e:
+        res = evaluate(checkpoint, data, split, batch_size=batch_size, workers=workers, limit=limit, seed=seed,
+                       device=device, max_lost=max_lost, progress=not as_json)
+    except EvalError as e:
         fail(str(e))
-    try:
-        # --limit clips are the first clips of the full set; asking for just those lets a motion set's
-        # overlap warning count what is evaluated
-        dataset = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"],
-                                clips_per_epoch=min(limit, EVAL_CLIPS) if limit else None, damage="refuse",
-                                max_lost=max_lost)
-    except ClipsTooShortError as e:  # the model fixes the frames: only longer footage helps
-        fail(f"data: {e.why}: the model takes {model.cfg.frames} frames every {e.step:.3f} s, "
-             f"so evaluate it on footage longer than {e.need:.2f} s")
-    except Exception as e:  # noqa: BLE001 - data errors are one-line input errors
-        fail(f"data: {e}")
-    res = evaluate(model.to(dev), dataset, meta["classes"], batch_size=batch_size, workers=workers, device=dev,
-                   amp=amp_dtype("auto", dev), limit=limit, progress=not as_json)
-    res["checkpoint"] = str(checkpoint)
+    meta = {"classes": res.pop("classes")}
     if plot is not None:
         try:
             plot_confusion(res, meta["classes"], plot, title=f"{checkpoint.name} on {split}: top-1 {100 * res['top1']:.1f}%, n={res['n']}")

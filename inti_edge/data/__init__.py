@@ -19,14 +19,15 @@ from importlib import import_module
 
 _WHERE = {
     "video": ("FrameIndex", "InputWarning", "VideoError", "VideoReader", "probe", "probe_decoded"),
-    "sampling": ("Sampling", "choose_span", "segment_times", "strided_times"),
+    "sampling": ("Sampling", "choose_span", "segment_times"),
     "preprocess": ("Preprocess",),
-    "transforms": ("ClipTransform", "CropParams", "center_crop", "hflip", "normalize", "resize_short_side"),
-    "store": ("FrameStore", "clear_store_cache", "load_store"),
-    "clips": ("DatasetError", "VideoClipDataset", "read_class_list", "read_csv", "scan_folder"),
+    "transforms": ("ClipTransform", "CropParams", "hflip", "normalize", "resize_short_side"),
+    "store": ("FrameStore", "load_store"),
+    "spec": ("DatasetError", "MOTION_PREFIX", "motion_paths"),
+    "clips": ("VideoClipDataset", "read_class_list", "read_csv", "scan_folder"),
     "motion": ("FLIP_LABEL", "MOTION_CLASSES", "CameraMotionDataset", "ClipPlan", "ClipsTooShortError", "MotionConfig",
                "SplitLayout", "auto_short_side", "motion_dataset", "split_layout", "split_segments", "window_path"),
-    "build": ("build_dataset", "dataset_classes"),
+    "build": ("build_dataset", "dataset_classes", "load_clips"),
 }
 _LAZY = {name: module for module, names in _WHERE.items() for name in names}
 

@@ -14,22 +14,12 @@ gets the same class list, so a checkpoint's class names match its evaluation dat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from .clips import DatasetError, VideoClipDataset, read_class_list, read_csv, scan_folder
+from .clips import VideoClipDataset, read_class_list, read_csv, scan_folder
 from .motion import MOTION_CLASSES, MotionConfig, motion_dataset
+from .spec import MOTION_PREFIX, DatasetError, motion_paths
 from .transforms import ClipTransform
-
-MOTION_PREFIX = "motion:"
-
-
-def motion_paths(spec: str) -> list[str]:
-    """The video paths of a ``motion:`` spec."""
-    paths = [p.strip() for p in spec[len(MOTION_PREFIX):].split(",") if p.strip()]
-    if not paths:
-        raise DatasetError(f"{spec!r}: 'motion:' needs at least one video path")
-    return paths
-
 
 def _source(spec: str, split: str) -> tuple[str, Path, Path | None]:
     """(kind 'csv' | 'folder', path, class-list file or None) for a non-motion spec and split."""
@@ -157,3 +147,53 @@ def _motion_augment(augment: str) -> dict:
     if augment not in levels:
         raise DatasetError(f"augment must be one of {', '.join(levels)}, not {augment!r}")
     return levels[augment]
+
+
+def load_clips(spec: str, cfg, split: str, count: int, seed: int = 0, classes: Sequence[str] | None = None,
+               progress: Callable[[int, int], None] | None = None, damage: str = "warn",
+               max_lost: float | None = None):
+    """``count`` clips of a data spec (inti_edge.data), deterministic for (spec, split, count, seed).
+
+    Returns (clips float32 (n, T, 3, S, S) normalised, labels int64 (n,)) numpy arrays: what calibration
+    and the accuracy gate feed ONNX Runtime and TensorRT. Labels are indices into
+    ``classes`` (the model's class names) and -1 for a class the model does not have. Labelled-clip
+    specs give at most one clip per video (n <= count). ``damage`` / ``max_lost``: what a damaged
+    video does (``data.store.screen_stores``: skip for calibration, refuse for the gate).
+    """
+    import numpy as np
+    import torch
+
+    from .video import VideoError
+
+    try:
+        ds = build_dataset(spec, cfg, split, clips_per_epoch=count, seed=seed, random=False, damage=damage,
+                           max_lost=max_lost)
+    except (DatasetError, VideoError, FileNotFoundError, ValueError) as e:
+        raise DatasetError(f"data {spec!r} ({split}): {e}") from None
+    names = list(getattr(ds, "classes", []))
+    if classes is None:
+        remap = {i: i for i in range(len(names))}
+    else:  # the data's label order may differ from the model's: match by name
+        remap = {i: (list(classes).index(n) if n in classes else -1) for i, n in enumerate(names)}
+    n = min(count, len(ds))
+    if n == 0:
+        raise DatasetError(f"data {spec!r} ({split}) holds no clips")
+    T, S = cfg.frames, cfg.vision.image_size
+    clips = np.empty((n, T, 3, S, S), np.float32)
+    labels = np.empty(n, np.int64)
+    chunk = 32
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # labelled-clip augmentation in a train split: same on every run
+        for start in range(0, n, chunk):
+            idx = list(range(start, min(n, start + chunk)))
+            if hasattr(ds, "get_batch"):
+                x, y = ds.get_batch(idx)
+            else:
+                items = [ds[i] for i in idx]
+                x = torch.stack([torch.as_tensor(c) for c, _ in items])
+                y = torch.as_tensor([int(lbl) for _, lbl in items])
+            clips[idx] = x.float().cpu().numpy()
+            labels[idx] = [remap.get(int(v), -1) for v in y]
+            if progress:
+                progress(idx[-1] + 1, n)
+    return clips, labels

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .sampling import choose_span, segment_times
+from .spec import DatasetError
 from .transforms import ClipTransform
 from .video import FrameIndex, InputWarning, VideoError, VideoReader, probe
 
@@ -29,10 +30,6 @@ VIDEO_SUFFIXES = {
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv",
     ".3gp", ".ogv", ".gif", ".y4m",
 }
-
-
-class DatasetError(ValueError):
-    """A data set description is wrong: unknown label, bad CSV row, empty folder."""
 
 
 def read_class_list(path: str | Path) -> list[str]:

@@ -85,6 +85,3 @@ def choose_span(start: float, end: float, span: float | None, rng: np.random.Gen
     return s, s + span
 
 
-def strided_times(t0: float, num: int, step: float) -> np.ndarray:
-    """``num`` times from ``t0`` at a fixed ``step`` (s): footage sampled at a stride."""
-    return t0 + np.arange(num) * step

@@ -211,11 +211,6 @@ def load_store(path: str | Path, short_side: int = 160, fps: float | None = None
     return _CACHE[key]
 
 
-def clear_store_cache() -> None:
-    """Forget the stores ``load_store`` keeps (frees their memory once nothing else holds them)."""
-    _CACHE.clear()
-
-
 DAMAGE_POLICIES = ("warn", "skip", "refuse")
 MAX_LOST = 0.25  # default --max-lost: the fraction of a video's time damage may take before it is left out
 

@@ -36,11 +36,6 @@ def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
     return TF.resize(frames, [max(1, round(h * s)), max(1, round(w * s))], InterpolationMode.BILINEAR, antialias=True)
 
 
-def center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """(T, 3, H, W) -> (T, 3, size, size), the centre."""
-    return TF.center_crop(frames, [size, size])
-
-
 def hflip(frames: torch.Tensor) -> torch.Tensor:
     """Mirror left-right (last axis)."""
     return frames.flip(-1)

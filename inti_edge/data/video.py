@@ -457,17 +457,6 @@ class VideoReader:
             self.index = probe_decoded(self.path)  # the decoder disagreed with the packets' times
             return self._read(self.index.position(times), short_side)
 
-    def read_positions(self, positions: Sequence[int] | np.ndarray, short_side: int | None = None) -> torch.Tensor:
-        """Frames at index ``positions`` (into ``index.times``): uint8 (T, 3, H, W) RGB."""
-        positions = np.asarray(positions, dtype=np.int64)
-        if positions.size and (positions.min() < 0 or positions.max() >= self.index.num_frames):
-            raise IndexError(f"frame positions must lie in 0..{self.index.num_frames - 1}")
-        try:
-            return self._read(positions, short_side)
-        except _Untrusted:
-            self.index = probe_decoded(self.path)
-            return self._read(np.minimum(positions, self.index.num_frames - 1), short_side)
-
     def _read(self, positions: np.ndarray, short_side) -> torch.Tensor:
         if positions.size == 0:
             raise ValueError("no frames asked for")

@@ -152,27 +152,27 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, cfg: PlanConfig) ->
     return plan_path
 
 
-def plan_mismatch(plan: Path, manifest: dict | None, here_version: str | None, here_sm: str | None,
+def plan_mismatch(plan: Path, manifest, here_version: str | None, here_sm: str | None,
                   plugin: Path | None) -> str | None:
     """Why a plan cannot run here, from the manifest its build wrote (None: no known reason). Plans are
     tied to the TensorRT version (unless version-compatible) and to the GPU they were built on, and a
     plan built with the plugin needs that plugin library."""
-    if not manifest:
+    if manifest is None:
         return None
     from ..artifact import file_sha256
 
-    rec = next((r for r in manifest.get("plans", {}).values() if Path(r.get("path", "")).name == plan.name), None)
+    rec = manifest.plan(plan.name)
     if rec is None or (plan.is_file() and rec.get("sha256") != file_sha256(plan)):
         return None  # not the plan this manifest's build made (e.g. one built on a Jetson by bundle/build.sh)
-    built = manifest.get("device") or {}
-    compat = (manifest.get("build") or {}).get("version_compatible")
+    built = manifest.device
+    compat = manifest.build.get("version_compatible")
     v, sm = built.get("tensorrt"), built.get("sm")
     if v and here_version and not compat and v.split(".")[:2] != here_version.split(".")[:2]:
         return (f"{plan} was built with TensorRT {v}; this machine has {here_version}: rebuild it here "
                 "(inti-edge build, or bundle/build.sh), or build it --version-compatible")
     if sm and here_sm and sm != here_sm:
         return f"{plan} was built for a GPU of SM {sm}; this GPU is SM {here_sm}: rebuild it here"
-    want = (manifest.get("build") or {}).get("plugin")
+    want = manifest.build.get("plugin")
     if want:
         if plugin is None:
             return (f"{plan} needs the plugin library {want['name']} it was built with: build plugins/token_interpolation "
@@ -186,12 +186,11 @@ def plan_mismatch(plan: Path, manifest: dict | None, here_version: str | None, h
 def trt_runner(plan_path: str | Path, plugins: list[str] | None = None, version_compatible: bool = False):
     """Polygraphy's TrtRunner over a plan, plugin library loaded first; a plan that its build's
     manifest says cannot run here is refused in one line before TensorRT tries."""
-    import json
+    from ..artifact import Manifest
 
     here = require()
     plan_path = Path(plan_path)
-    manifest_file = plan_path.parent / "manifest.json"
-    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None
+    manifest = Manifest.load(plan_path)
     sm = (gpu() or {}).get("sm") if manifest else None
     why = plan_mismatch(plan_path, manifest, here, sm, Path(plugins[0]) if plugins else None)
     if why:
