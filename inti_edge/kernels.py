@@ -1,7 +1,7 @@
 """CUDA fast path of TokenInterpolation: the TensorRT plugin's kernels as a PyTorch extension.
 
 The extension is built on first use (``torch.utils.cpp_extension.load``, JIT) from
-``plugins/token_interpolation/ti_kernel.cu`` - the same source as ``libinti_plugins.so`` - plus a
+``plugins/token_interpolation/`` (``SOURCES``) - the same sources as ``libinti_plugins.so`` - plus a
 small binding. It is forward-only (inference): no autograd.
 
     from inti_edge import kernels
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "token_interpolation"
-SOURCES = ("torch_binding.cpp", "ti_kernel.cu")
+SOURCES = ("torch_binding.cpp", "ti_launch.cpp", "ti_split.cu", "ti_fallback.cu")
 _PATHS = {"auto": 0, "fallback": 2}
 _VARIANTS = {"auto": 0, "split": 3}
 

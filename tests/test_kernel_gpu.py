@@ -1,4 +1,4 @@
-"""The TokenInterpolation CUDA kernels (plugins/token_interpolation/ti_kernel.cu, via inti_edge.kernels)
+"""The TokenInterpolation CUDA kernels (plugins/token_interpolation/ti_*.cu, via inti_edge.kernels)
 against the PyTorch reference module, on a GPU. Skipped where no CUDA device is present (CPU CI).
 
 The reference is the module evaluated in float64 on the same (rounded) input. On unit-scale inputs

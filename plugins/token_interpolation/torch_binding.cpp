@@ -1,5 +1,5 @@
-// PyTorch extension around ti_kernel.cu (JIT-built by inti_edge/kernels.py with
-// torch.utils.cpp_extension.load): the same kernels the TensorRT plugin runs.
+// PyTorch extension around the kernels' launcher (ti_kernel.h; JIT-built by inti_edge/kernels.py with
+// torch.utils.cpp_extension.load from its SOURCES): the same kernels the TensorRT plugin runs.
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/extension.h>
