@@ -42,10 +42,10 @@ struct TIWeights {  // device pointers, fp32
   float const* b_out = nullptr;      // (2G)
 };
 
-// The values in between (path 1: fused, 4: tile; variants 1: token, 2: channel, 4: tile) named the paths
+// The values left out (path 1: fused, 4: tile; variants 1: token, 2: channel, 4: tile) named the paths
 // that are no longer built; ti_plan / ti_launch refuse them. kPathSplit: a plan's path (as an option: auto).
 enum TIPath : int32_t { kPathAuto = 0, kPathFallback = 2, kPathSplit = 3 };
-// kVariantSplit: the split path or, where it cannot run, the fallback (as kVariantAuto does today)
+// kVariantSplit: the split path or, where it cannot run, the fallback (which kVariantAuto takes too)
 enum TIVariant : int32_t { kVariantAuto = 0, kVariantSplit = 3 };
 
 struct TIOptions {

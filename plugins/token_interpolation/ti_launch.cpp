@@ -158,10 +158,6 @@ SpLayout spLayout(TIShape const& s, int es) {
   return l;
 }
 
-// Tile path geometry: RI patch tokens per tile (16, or 8 where 16 leaves fewer rows resident per SM),
-// nM tiles per pair, rm tiles within the convolutions' reach on each side, padded row bytes rs (a
-// multiple of 128 plus 64: the 8 rows x 4 lanes of a fragment load hit distinct banks), offset of the
-// area that holds the projection partials and then the weights tiles.
 // Every dtype takes the split path where it can run, else the fallback; false (with a reason): fallback.
 bool useSplit(TIShape const& s, DType t, void const* x, void const* out, TIOptions const& opt, char* reason,
               int reasonLen) {
