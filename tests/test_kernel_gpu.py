@@ -1,4 +1,4 @@
-"""The TokenInterpolation CUDA kernels (plugins/token_interpolation/ti_kernel.cu, via inti_edge.plugin.kernels)
+"""The TokenInterpolation CUDA kernels (plugins/token_interpolation/ti_*.cu, via inti_edge.plugin.kernels)
 against the PyTorch reference module, on a GPU. Skipped where no CUDA device is present (CPU CI).
 
 The reference is the module evaluated in float64 on the same (rounded) input. On unit-scale inputs
@@ -87,13 +87,10 @@ def _sm90() -> bool:
     return torch.cuda.get_device_capability()[0] >= 9
 
 
-# mode: (path, variant); "channel" forces the channel-split fused variant where it applies (every dtype
-# defaults to the split path), else the kernel takes its usual choice;
-# "split": the split path (streaming kernels; where C*sizeof(dtype) % 16 != 0 it falls back);
-# "token": the token-split fused variant (fp16 / bf16, sm_90; elsewhere the fallback)
-# "tile": the tile path (sm_80+, D <= 64, 16-byte vectors; elsewhere the fallback)
-MODES = {"auto": ("auto", "auto"), "channel": ("auto", "channel"), "fallback": ("fallback", "auto"),
-         "split": ("auto", "split"), "token": ("auto", "token"), "tile": ("auto", "tile")}
+# mode: (path, variant); "split": the split path (streaming kernels; where C*sizeof(dtype) % 16 != 0 it
+# falls back). The fused (token / channel) and tile paths and their tests moved out of the build with them
+# (branch exp/fused-tile-paths, plugins/README.md).
+MODES = {"auto": ("auto", "auto"), "fallback": ("fallback", "auto"), "split": ("auto", "split")}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -108,17 +105,12 @@ def test_kernel_matches_reference(case, mode):
     assert y.shape == (P, x.shape[2], C) and y.dtype == dtype
     err = max_err(y, reference(m, x))
     plan = kernels.plan(x, m, path=path, variant=variant)
-    print(f"{case} [{mode} -> {plan['path']} {plan['variant']} cluster={plan['cluster']} slice={plan['slice']}] "
-          f"max|err|={err:.3g}")
+    print(f"{case} [{mode} -> {plan['path']} {plan['variant']} slice={plan['slice']}] max|err|={err:.3g}")
     assert err <= TOL[dtype], f"{case} {mode} ({plan}): max|err| {err:.3g} > {TOL[dtype]}"
-    if mode == "token" and case.startswith("vit") and dtype != torch.float32 and _sm90():
-        assert (plan["path"], plan["variant"]) == ("fused", "token"), plan  # the forced variant really ran
-    if mode == "tile" and case.startswith("vit"):
-        assert (plan["path"], plan["variant"]) == ("tile", "tile"), plan
 
 
 @pytest.mark.parametrize("case", ["vitb16-f32", "vitb16-f16", "vitl14-f32", "vitl14-f16", "vitb16-bf16"])
-@pytest.mark.parametrize("path", ["auto", "fallback", "split", "token", "tile"])
+@pytest.mark.parametrize("path", ["auto", "fallback", "split"])
 def test_tokenlike_activations(case, path):
     dtype, P, grid, C, kw = CASES[case]
     m = random_module(C, grid, kw, seed=zlib.crc32(case.encode()) % 1000)
@@ -133,56 +125,17 @@ def test_tokenlike_activations(case, path):
     assert err <= tol
 
 
-@pytest.mark.parametrize("dtype,variant", [(F32, "channel"), (F16, "channel"), (F16, "token"), (BF16, "token")])
-@pytest.mark.parametrize("cluster", [2, 4, 8, 12, 16])
-def test_fused_cluster_sizes(dtype, variant, cluster):
-    if not _sm90():
-        pytest.skip("fused path needs sm_90")
-    m = random_module(768, (14, 14), {}, seed=3)
-    x = random_input(5, 197, 768, dtype, seed=11)
-    plan = kernels.plan(x, m, path="fused", cluster=cluster, variant=variant)
-    if plan["path"] != "fused":
-        pytest.skip(f"cluster {cluster} does not fit: {plan['reason']}")
-    with torch.no_grad():
-        y = kernels.token_interpolation(x, m, path="fused", cluster=cluster, variant=variant)
-    err = max_err(y, reference(m, x))
-    print(f"{variant} cluster={cluster} -> {plan} max|err|={err:.3g}")
-    assert err <= TOL[dtype]
-
-
-@pytest.mark.parametrize("grid,C,kw", [((16, 16), 1024, {}), ((7, 5), 72, ODD), ((9, 11), 200, dict(context_dim=64)),
-                                      ((2, 3), 48, dict(groups=16, dilations=(1, 2, 3, 4)))])
-@pytest.mark.parametrize("cluster", [2, 3, 5, 16])
-def test_token_variant_splits(grid, C, kw, cluster):
-    """Token-split variant, fp16: token ranges that split grid rows, CLS-only / tiny CTAs, every D / G."""
-    if not _sm90():
-        pytest.skip("fused path needs sm_90")
-    m = random_module(C, grid, kw, seed=4)
-    x = random_input(3, 1 + grid[0] * grid[1], C, F16, seed=12)
-    plan = kernels.plan(x, m, path="fused", cluster=cluster, variant="token")
-    if plan["path"] != "fused":
-        pytest.skip(f"cluster {cluster} does not fit: {plan['reason']}")
-    with torch.no_grad():
-        y = kernels.token_interpolation(x, m, path="fused", cluster=cluster, variant="token")
-    err = max_err(y, reference(m, x))
-    print(f"token grid={grid} C={C} cluster={cluster} -> {plan} max|err|={err:.3g}")
-    assert err <= TOL[F16]
-
-
 def test_fast_path_is_taken_on_vit_shapes():
     """On Hopper the vit-b16 / vit-l14 shapes run their default fast path (split, every dtype), not the
-    fallback; path="fused" gives fp32 the channel variant and fp16 / bf16 the token-split one."""
+    fallback."""
     if not _sm90():
-        pytest.skip("fused path needs sm_90")
+        pytest.skip("the defaults were measured on sm_90")
     for C, grid in ((768, (14, 14)), (1024, (16, 16))):
         for dtype in (F32, F16, BF16):
             m = random_module(C, grid, {}, seed=1)
             x = random_input(2, 1 + grid[0] * grid[1], C, dtype, seed=1)
             plan = kernels.plan(x, m)
             assert (plan["path"], plan["variant"]) == ("split", "split"), (C, dtype, plan)
-            plan = kernels.plan(x, m, path="fused")
-            want = ("fused", "channel") if dtype == F32 else ("fused", "token")
-            assert (plan["path"], plan["variant"]) == want, (C, dtype, plan)
 
 
 def test_split_path_is_planned_and_deterministic():
@@ -266,24 +219,6 @@ def test_split_path_captured_in_cuda_graph(dtype):
             g.replay()
             torch.cuda.synchronize()
             assert torch.equal(y, kernels.token_interpolation(x2, m, variant="split")), seed
-
-
-@pytest.mark.parametrize("rows", ["16", "8"])
-def test_tile_path_rows_deterministic_and_repeatable(rows, monkeypatch):
-    """The tile path at both tile heights (INTI_TI_TILE_ROWS): bit-identical run to run (the CLS sum in
-    fixed tile order, whichever tile finishes last), its counters reset by every launch (back-to-back
-    launches on one workspace), P=1, many pairs (tiles waiting on tiles run by other CTAs), every dtype."""
-    monkeypatch.setenv("INTI_TI_TILE_ROWS", rows)
-    m = random_module(768, (14, 14), {}, seed=9)
-    for dtype, P in ((F32, 1), (F16, 3), (BF16, 2), (F16, 256), (F32, 64)):
-        x = random_input(P, 197, 768, dtype, seed=9)
-        plan = kernels.plan(x, m, variant="tile")
-        assert plan["path"] == "tile" and plan["slice"] == int(rows), plan
-        with torch.no_grad():
-            a = kernels.token_interpolation(x, m, variant="tile")
-            b = kernels.token_interpolation(x, m, variant="tile")
-        assert torch.equal(a, b)
-        assert max_err(a, reference(m, x)) <= TOL[dtype], (dtype, P)
 
 
 def test_deterministic_and_stream_ordered():

@@ -1,20 +1,17 @@
 """CUDA fast path of TokenInterpolation: the TensorRT plugin's kernels as a PyTorch extension.
 
 The extension is built on first use (``torch.utils.cpp_extension.load``, JIT) from
-``plugins/token_interpolation/ti_kernel.cu`` - the same source as ``libinti_plugins.so`` - plus a
+``plugins/token_interpolation/`` (``SOURCES``) - the same sources as ``libinti_plugins.so`` - plus a
 small binding. It is forward-only (inference): no autograd.
 
-    from inti_edge import kernels
+    from inti_edge.plugin import kernels
     if kernels.available():
         y = kernels.token_interpolation(x, module)   # == module(x), x (P, 2, N, C) on a CUDA device
 
-Paths: ``"fused"`` (sm_90+, a thread-block cluster per frame pair), ``"fallback"`` (any GPU, three
-kernels), ``"auto"``. Variants: ``"token"`` (fused, CTAs own whole tokens; the fp16 / bf16 fallback where split cannot run),
-``"channel"`` (fused, CTAs own channel slices), ``"split"`` (the split path: streaming kernels, sm_80+,
-projection on tensor cores; plan path ``"split"``; the default of every dtype with ``path="auto"``),
-``"tile"`` (the tile path: one CTA per tile of patch tokens, x read once into shared memory, neighbours'
-context features through L2, sm_80+; plan path ``"tile"``), ``"auto"``.
-``path="fused"`` with ``variant="auto"`` takes a fused variant (fp32: channel, fp16 / bf16: token).
+Paths: ``"auto"`` (the split path: streaming kernels, sm_80+, projection on tensor cores, the default
+of every dtype; the fallback where it cannot run), ``"fallback"`` (any GPU, three kernels). Variants:
+``"auto"``, ``"split"`` (the split path, else the fallback; plan path ``"split"``). The fused and tile
+paths are no longer built (plugins/README.md); ``cluster`` was the fused path's and is not read.
 Set ``INTI_KERNELS_VERBOSE=1`` to see the build.
 """
 
@@ -31,9 +28,9 @@ import torch
 from .fields import module_fields
 
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "plugins" / "token_interpolation"
-SOURCES = ("torch_binding.cpp", "ti_kernel.cu")
-_PATHS = {"auto": 0, "fused": 1, "fallback": 2}
-_VARIANTS = {"auto": 0, "token": 1, "channel": 2, "split": 3, "tile": 4}
+SOURCES = ("torch_binding.cpp", "ti_launch.cpp", "ti_split.cu", "ti_fallback.cu")
+_PATHS = {"auto": 0, "fallback": 2}
+_VARIANTS = {"auto": 0, "split": 3}
 
 _lock = threading.Lock()
 _ext: Any = None

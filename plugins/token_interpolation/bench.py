@@ -6,14 +6,10 @@ Times, per dtype, with CUDA events around each single call (after an L2 flush, a
 busy while the host enqueues it, so host launch overhead is not counted), variants interleaved in
 every repetition, medians over the repetitions:
   kernel      inti_edge.plugin.kernels.token_interpolation (the path it picks: the split path for every
-              dtype; token (fp16 / bf16) or channel (fp32) where split cannot run)
-  fused-R<n>  the default fused variant at a forced cluster size (when the default is fused)
-  token       the token-split fused variant (fp16 / bf16; always timed there, it is not the default)
-  channel     the channel-split fused variant, where it is not the default
+              dtype; the fallback where split cannot run)
   split       the split path, where it is not the default (streaming kernels: W_in pack, projection
-              on tensor cores, weights, blend + CLS)
-  tile        the tile path, where it is not the default (one CTA per tile of patch tokens, x read once
-              into shared memory); tile16 / tile8: forced tile heights (INTI_TI_TILE_ROWS)
+              on tensor cores, weights, blend + CLS); split-warpw (--sp-weights): with its warp-per-token
+              weights kernel; split-nopdl (--no-pdl): with plain launches
   fallback    the three-kernel fallback path
   eager       the reference module (inti_edge.model.interpolation.TokenInterpolation) in that dtype
   compile     torch.compile of the reference module
@@ -115,13 +111,11 @@ def main() -> None:
     ap.add_argument("--C", type=int, default=768)
     ap.add_argument("--dtypes", nargs="+", default=["f16", "f32"], choices=sorted(DTYPES))
     ap.add_argument("--reps", type=int, default=30)
-    ap.add_argument("--clusters", type=int, nargs="*", default=[4, 8, 12, 16], help="forced cluster sizes to time too")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--json", type=Path, help="also write the JSON result here")
     ap.add_argument("--flush", choices=["read", "write"], default="read", help="how L2 is flushed before each timed call")
     ap.add_argument("--sp-weights", action="store_true",
                     help="also time the split path with its fallback weights kernel (INTI_TI_SP_WEIGHTS=warp)")
-    ap.add_argument("--tile-rows", action="store_true", help="also time the tile path at forced heights 16 and 8")
     ap.add_argument("--no-pdl", action="store_true",
                     help="also time the split path with plain launches (INTI_TI_PDL=0: no programmatic dependent launch)")
     args = ap.parse_args()
@@ -151,31 +145,16 @@ def main() -> None:
         nbytes = x.numel() * es + args.P * N * args.C * es
         plan = kernels.plan(x, base)
         variants = {"kernel": lambda: kernels.token_interpolation(x, base)}
-        for r in args.clusters if plan.get("path") == "fused" else ():
-            p = kernels.plan(x, base, path="fused", cluster=r)
-            if p["path"] == "fused" and p["cluster"] != plan.get("cluster"):
-                variants[f"fused-R{p['cluster']}"] = (lambda r=r: kernels.token_interpolation(x, base, path="fused", cluster=r))
-        for var in ("token", "channel"):  # every fused variant, whichever is the default
-            pv = kernels.plan(x, base, path="fused", variant=var)
-            if pv["path"] == "fused" and pv["variant"] == var and var != plan.get("variant"):
-                variants[var] = (lambda var=var: kernels.token_interpolation(x, base, path="fused", variant=var))
 
         def split():
             return kernels.token_interpolation(x, base, variant="split")
 
-        def tile():
-            return kernels.token_interpolation(x, base, variant="tile")
-
         if plan.get("path") != "split" and kernels.plan(x, base, variant="split")["path"] == "split":
             variants["split"] = split
-        if plan.get("path") != "tile" and kernels.plan(x, base, variant="tile")["path"] == "tile":
-            variants["tile"] = tile
         for wk in ("warp",) if args.sp_weights and plan.get("path") == "split" else ():
             variants[f"split-{wk}w"] = with_env("INTI_TI_SP_WEIGHTS", wk, split)
         if args.no_pdl and kernels.plan(x, base, variant="split")["path"] == "split":
             variants["split-nopdl"] = with_env("INTI_TI_PDL", "0", split)
-        for ri in ("16", "8") if args.tile_rows else ():
-            variants[f"tile{ri}"] = with_env("INTI_TI_TILE_ROWS", ri, tile)
         variants["fallback"] = lambda: kernels.token_interpolation(x, base, path="fallback")
         variants["eager"] = lambda: m(x)
         compile_s = None
@@ -212,8 +191,7 @@ def main() -> None:
                 for k in keys[rep % len(keys):] + keys[: rep % len(keys)]:  # interleaved, rotating order
                     times[k].append(time_one(variants[k], flush))
         med = {k: statistics.median(v) for k, v in times.items()}
-        for var in ("token", "channel", "split", "tile"):  # every variant's plan, for the record
-            plan[f"{var}_plan"] = kernels.plan(x, base, variant=var)
+        plan["split_plan"] = kernels.plan(x, base, variant="split")  # for the record where the default differs
         d = {"plan": plan, "bytes": nbytes, "ideal_us_at_copy_bw": nbytes / (copy_gbs * 1e9) * 1e6,
              "compile_s": compile_s, "variants": {}}
         for k in variants:

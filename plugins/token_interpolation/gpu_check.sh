@@ -6,8 +6,8 @@
 #      BENCH_COMPILE=1)
 #   3. a fresh CMake build of libinti_plugins.so + harness, run (in the background, overlapping 4)
 #   4. tests/test_kernel_gpu.py
-#   5. Nsight Compute: one token-split launch and the split path's projection, weights and blend kernels
-#      (fp16, bench shape), then the split path's projection + blend in fp32
+#   5. Nsight Compute: the split path's projection, weights and blend kernels (fp16, bench shape), then its
+#      projection + blend in fp32
 # Each step is independent: one failing does not hide the others. Logs go to OUTDIR.
 #
 #   plugins/token_interpolation/gpu_check.sh OUTDIR
@@ -50,11 +50,11 @@ wait "$HPID"
 
 NCU="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)"
 if [[ -n "$NCU" && "${SKIP_NCU:-0}" != 1 ]]; then
-  stamp "ncu (token-split launch + split projection, weights, blend; fp16, bench shape)"
-  # NCU_KERNELS / NCU_VARIANTS / NCU_COUNT pick other kernels (e.g. ti_fused_kernel / channel / 1)
-  timeout "$TO_NCU" "$NCU" --clock-control none -k regex:"${NCU_KERNELS:-ti_tok_kernel|ti_sp_(proj|weights|blend)}" -c "${NCU_COUNT:-4}" \
+  stamp "ncu (split projection, weights, blend; fp16, bench shape)"
+  # NCU_KERNELS / NCU_VARIANTS / NCU_COUNT pick other kernels (e.g. ti_sp_pack_kernel / auto / 1)
+  timeout "$TO_NCU" "$NCU" --clock-control none -k regex:"${NCU_KERNELS:-ti_sp_(proj|weights|blend)}" -c "${NCU_COUNT:-3}" \
     --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
-    --section WarpStateStats --section SchedulerStats python3 "$HERE/profile_one.py" --variants ${NCU_VARIANTS:-token split} > "$OUTDIR/ncu.txt" 2>&1
+    --section WarpStateStats --section SchedulerStats python3 "$HERE/profile_one.py" --variants ${NCU_VARIANTS:-split} > "$OUTDIR/ncu.txt" 2>&1
   echo "ncu rc=$?" >> "$OUTDIR/ncu.txt"
   stamp "ncu fp32 (split: projection + blend)"
   timeout 45 "$NCU" --clock-control none -k regex:"ti_sp_(proj|blend)" -c 2 \
@@ -71,4 +71,4 @@ for f in harness_prebuilt harness_build; do
 done
 echo "================ pytest"; grep -E "max\|err\||PASSED|FAILED|ERROR|passed|failed|rc=" "$OUTDIR/pytest.log" | grep -v "^PASSED" | tail -70
 echo "================ bench"; grep -v '^{' "$OUTDIR/bench.log" | grep -v -i "warn\|softmax\|split the\|important use\|^$" | tail -60
-[[ -f "$OUTDIR/ncu.txt" ]] && { echo "================ ncu"; grep -E "ti_tok_kernel|ti_fused_kernel|ti_sp_|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Cluster|Warp Cycles Per Issued|Issued Warp|No Eligible|One or More|rc=|==ERR|==WARN" "$OUTDIR/ncu.txt" | head -110; }
+[[ -f "$OUTDIR/ncu.txt" ]] && { echo "================ ncu"; grep -E "ti_sp_|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Cluster|Warp Cycles Per Issued|Issued Warp|No Eligible|One or More|rc=|==ERR|==WARN" "$OUTDIR/ncu.txt" | head -110; }

@@ -5,24 +5,13 @@
 //   weights           fp32 device arrays, the plugin fields' layout (ti_fields.h)
 //
 // Two paths compute the same function:
-//   fused    (sm_90+): a thread-block cluster per frame pair; x is read from DRAM once into shared
-//            memory and blended from there. Two variants:
-//            token   (fp16 / bf16 where split cannot run, or path kPathFused): CTA r owns whole tokens of both frames; LayerNorm
-//                    is folded into the projection (rstd * (W x - mean * W 1)), W x on tensor cores
-//                    from fragments packed into the workspace by a small kernel before it; the cluster
-//                    shares only the u halo of the dilated convolutions and the CLS sums (DSMEM).
-//            channel (fp32 with path kPathFused): CTA r owns a slice of the channels of all tokens;
-//                    projection as 3xTF32 (about fp32 accuracy); statistics, partial projections and
-//                    weights are reduced across the cluster in six barrier phases.
-//   split    (sm_80+, C*sizeof(dtype) % 16 == 0; variant kVariantSplit, the default of every dtype): streaming
-//            kernels: W_in packed for mma, projection on tensor cores with LayerNorm folded in (x read
-//            once), pair weights, blend + CLS (x read again); no clusters; 5/3 of the fused bytes.
-//   tile     (sm_80+, C*sizeof(dtype) % 16 == 0, D <= 64; variant kVariantTile, not a default): one CTA per
-//            tile of 16 (or 8) patch tokens of a pair; x read from DRAM once into shared memory,
-//            projection on tensor cores (16-bit: LayerNorm statistics on tensor cores too), u through L2,
-//            neighbouring tiles synchronised by flags (tiles handed out by a ticket counter: no deadlock),
-//            pair weights, blend from shared memory; the pair's last tile blends the CLS token.
-//   fallback (any GPU, any shape): three plain kernels through a small workspace.
+//   split    (sm_80+, C*sizeof(dtype) % 16 == 0; the default of every dtype): streaming kernels: W_in
+//            packed for mma, projection on tensor cores with LayerNorm folded in (x read once), pair
+//            weights, blend + CLS (x read again); no clusters; 5/3 of the bytes of a design that reads x
+//            once.
+//   fallback (any GPU, any shape; where split cannot run): three plain kernels through a small workspace.
+// The fused (thread-block cluster) and tile paths were not defaults and are no longer built: see
+// plugins/README.md for where they are kept and what they measured.
 // Every path may use the workspace (ti_workspace_size): pass it always.
 #pragma once
 
@@ -53,33 +42,27 @@ struct TIWeights {  // device pointers, fp32
   float const* b_out = nullptr;      // (2G)
 };
 
-enum TIPath : int32_t { kPathAuto = 0, kPathFused = 1, kPathFallback = 2, kPathSplit = 3, kPathTile = 4 };  // kPathTile: plan only
-// kVariantSplit: the split path (streaming kernels, sm_80+) instead of a fused variant; kVariantAuto:
-// fp32 split (path kPathFused: channel), fp16 / bf16 token
-enum TIVariant : int32_t { kVariantAuto = 0, kVariantToken = 1, kVariantChannel = 2, kVariantSplit = 3, kVariantTile = 4 };
+// The values left out (path 1: fused, 4: tile; variants 1: token, 2: channel, 4: tile) named the paths
+// that are no longer built; ti_plan / ti_launch refuse them. kPathSplit: a plan's path (as an option: auto).
+enum TIPath : int32_t { kPathAuto = 0, kPathFallback = 2, kPathSplit = 3 };
+// kVariantSplit: the split path or, where it cannot run, the fallback (which kVariantAuto takes too)
+enum TIVariant : int32_t { kVariantAuto = 0, kVariantSplit = 3 };
 
 struct TIOptions {
-  int32_t path = kPathAuto;        // kPathFused fails instead of falling back
-  int32_t cluster = 0;             // fused path: target CTAs per pair (0 = heuristic; else 2..16)
-  int32_t variant = kVariantAuto;  // fused path: token-split (fp16/bf16 only) or channel-split;
-                                   // kVariantSplit: the split path (plan.path = kPathSplit)
+  int32_t path = kPathAuto;        // kPathFallback: the fallback path
+  int32_t variant = kVariantAuto;
 };
 
 struct TIPlan {
-  int32_t path = kPathFallback;  // the path ti_launch would take (kPathFused / kPathSplit / kPathFallback)
-  int32_t variant = 0;           // kVariantToken / kVariantChannel (fused)
-  int32_t cluster = 0;           // CTAs per pair (fused)
-  int32_t slice = 0;             // fused: tokens per CTA (token variant) / channels per CTA (channel variant); tile: tokens per tile;
-                                 // split: patch tokens per weights CTA
-  int32_t threads = 0;
-  size_t smem = 0;               // dynamic shared memory per CTA (fused)
-  int32_t clusters_per_gpu = 0;  // co-resident clusters (cudaOccupancyMaxActiveClusters); tile: CTAs per SM
-  char reason[160] = {};         // why the fused path is not taken (when it is not)
+  int32_t path = kPathFallback;  // the path ti_launch would take (kPathSplit / kPathFallback)
+  int32_t variant = 0;           // kVariantSplit on the split path
+  int32_t slice = 0;             // split: patch tokens per band of the warp-per-token weights kernel
+  int32_t threads = 0;           // threads per CTA of the projection kernel
+  char reason[160] = {};         // why the split path is not taken (when it is not)
 };
 
 // Workspace bytes ti_launch needs for P pairs (fallback: projections and weights; split: u, weights,
-// band sums, packed W_in; tile: u, partial sums, counters, packed W_in; fused token variant: the packed
-// W_in; fused channel variant: none).
+// band sums, packed W_in).
 size_t ti_workspace_size(TIShape const& s);
 
 // Which path / configuration ti_launch takes for these arguments on the current device.

@@ -46,20 +46,15 @@ DType toDType(DataType t) {
   return t == DataType::kHALF ? DType::kF16 : t == DataType::kBF16 ? DType::kBF16 : DType::kF32;
 }
 
-// Path / cluster overrides for tests and benchmarks: INTI_TI_PATH=auto|fused|fallback, INTI_TI_CLUSTER=n,
-// INTI_TI_VARIANT=auto|token|channel (fused path) | split (the split path) | tile (the tile path).
+// Path overrides for tests and benchmarks: INTI_TI_PATH=auto|fallback, INTI_TI_VARIANT=auto|split (the split
+// path, else the fallback). Other values leave the default.
 TIOptions envOptions() {
   TIOptions o;
   if (char const* v = std::getenv("INTI_TI_PATH")) {
-    if (!std::strcmp(v, "fused")) o.path = kPathFused;
     if (!std::strcmp(v, "fallback")) o.path = kPathFallback;
   }
-  if (char const* v = std::getenv("INTI_TI_CLUSTER")) o.cluster = std::atoi(v);
   if (char const* v = std::getenv("INTI_TI_VARIANT")) {
-    if (!std::strcmp(v, "token")) o.variant = kVariantToken;
-    if (!std::strcmp(v, "channel")) o.variant = kVariantChannel;
     if (!std::strcmp(v, "split")) o.variant = kVariantSplit;
-    if (!std::strcmp(v, "tile")) o.variant = kVariantTile;
   }
   return o;
 }
@@ -149,7 +144,7 @@ class TokenInterpolationPlugin : public IPluginV3,
     int64_t P = inputs[0].max.nbDims == 4 ? inputs[0].max.d[0] : 0;
     if (P < 0) P = 0;
     TIShape s = shape(int32_t(P));
-    return ti_workspace_size(s);  // fallback / split: u, weights (+ split: packed W_in); token variant: packed W_in
+    return ti_workspace_size(s);  // u, weights (+ split: band sums, packed W_in)
   }
 
   char const* getMetadataString() noexcept override { return mDescription.c_str(); }

@@ -1,5 +1,5 @@
-// PyTorch extension around ti_kernel.cu (JIT-built by inti_edge/plugin/kernels.py with
-// torch.utils.cpp_extension.load): the same kernels the TensorRT plugin runs.
+// PyTorch extension around the kernels' launcher (ti_kernel.h; JIT-built by inti_edge/plugin/kernels.py with
+// torch.utils.cpp_extension.load from its SOURCES): the same kernels the TensorRT plugin runs.
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/extension.h>
@@ -46,11 +46,13 @@ void checkWeight(torch::Tensor const& w, torch::Tensor const& x, char const* nam
 }
 
 // x (P, 2, N, C) -> (P, N, C). Weights as the plugin fields: w_in (2C, D), b_in (D), dw_weight (S, D, 3, 3),
-// dw_bias (S, D), w_out (D*(1+S), 2G), b_out (2G), all float32 on x's device.
+// dw_bias (S, D), w_out (D*(1+S), 2G), b_out (2G), all float32 on x's device. `cluster` was the fused path's
+// cluster size: inti_edge.plugin.kernels still passes it, and no kept path reads it (the split and fallback paths
+// ignored it before too).
 torch::Tensor token_interpolation(torch::Tensor x, torch::Tensor w_in, torch::Tensor b_in, torch::Tensor dw_weight,
                                   torch::Tensor dw_bias, torch::Tensor w_out, torch::Tensor b_out, int64_t H, int64_t W,
                                   std::vector<int64_t> dilations, bool softmax, bool cls_mean, double eps, int64_t path,
-                                  int64_t cluster, int64_t variant) {
+                                  int64_t /*cluster*/, int64_t variant) {
   TORCH_CHECK(x.is_cuda(), "token_interpolation: x must be a CUDA tensor");
   x = x.contiguous();
   inti::DType const t = dtypeOf(x);
@@ -66,9 +68,8 @@ torch::Tensor token_interpolation(torch::Tensor x, torch::Tensor w_in, torch::Te
   auto out = torch::empty({x.size(0), x.size(2), x.size(3)}, x.options());
   inti::TIOptions opt;
   opt.path = int32_t(path);
-  opt.cluster = int32_t(cluster);
   opt.variant = int32_t(variant);
-  size_t const wsBytes = inti::ti_workspace_size(s);  // fallback and fused token variant use it
+  size_t const wsBytes = inti::ti_workspace_size(s);
   torch::Tensor ws = torch::empty({int64_t(wsBytes)}, x.options().dtype(torch::kUInt8));
   inti::TIWeights w;
   w.w_in = w_in.data_ptr<float>();
@@ -84,30 +85,22 @@ torch::Tensor token_interpolation(torch::Tensor x, torch::Tensor w_in, torch::Te
   return out;
 }
 
-// The configuration ti_launch picks for these arguments:
-// {path, variant, cluster, slice, threads, smem, clusters_per_gpu, reason}.
+// The configuration ti_launch picks for these arguments: {path, variant, slice, threads, reason}.
 py::dict plan(torch::Tensor x, torch::Tensor b_in, torch::Tensor b_out, int64_t H, int64_t W, std::vector<int64_t> dilations,
-              int64_t path, int64_t cluster, int64_t variant) {
+              int64_t path, int64_t /*cluster*/, int64_t variant) {
   TORCH_CHECK(x.is_cuda(), "plan: x must be a CUDA tensor");
   inti::TIShape const s = shapeOf(x, b_in, b_out, H, W, dilations, true, true, 1e-5);
   c10::cuda::CUDAGuard guard(x.device());
   inti::TIOptions opt;
   opt.path = int32_t(path);
-  opt.cluster = int32_t(cluster);
   opt.variant = int32_t(variant);
   inti::TIPlan p;
   inti::ti_plan(s, dtypeOf(x), x.data_ptr(), x.data_ptr(), opt, &p);
   py::dict d;
-  d["path"] = p.path == inti::kPathFused ? "fused" : p.path == inti::kPathSplit ? "split" : p.path == inti::kPathTile ? "tile" : "fallback";
-  d["variant"] = p.path == inti::kPathSplit ? "split"
-                 : p.path == inti::kPathTile ? "tile"
-                 : p.path != inti::kPathFused ? ""
-                 : p.variant == inti::kVariantToken ? "token" : "channel";
-  d["cluster"] = p.cluster;
+  d["path"] = p.path == inti::kPathSplit ? "split" : "fallback";
+  d["variant"] = p.path == inti::kPathSplit ? "split" : "";
   d["slice"] = p.slice;
   d["threads"] = p.threads;
-  d["smem"] = p.smem;
-  d["clusters_per_gpu"] = p.clusters_per_gpu;
   d["reason"] = std::string(p.reason);
   return d;
 }

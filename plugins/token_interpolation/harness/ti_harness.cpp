@@ -433,9 +433,9 @@ int main(int argc, char** argv) {
   for (std::string line; std::getline(list_f, line);)
     if (!line.empty()) caseNames.push_back(line);
   std::vector<std::string> summary;
-  for (char const* mode : {"auto", "fallback", "split", "tile"}) {
-    // read by the plugin when it is created; "split" / "tile": that path (INTI_TI_VARIANT=split / tile)
-    bool const variant = std::string(mode) == "split" || std::string(mode) == "tile";
+  for (char const* mode : {"auto", "fallback", "split"}) {
+    // read by the plugin when it is created; "split": that path (INTI_TI_VARIANT=split)
+    bool const variant = std::string(mode) == "split";
     setenv("INTI_TI_PATH", variant ? "auto" : mode, 1);
     if (variant)
       setenv("INTI_TI_VARIANT", mode, 1);
