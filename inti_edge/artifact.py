@@ -277,25 +277,15 @@ class Manifest:
     def classes(self) -> list[str]:
         return list(self.raw.get("classes", []))
 
-    @property
-    def target(self) -> dict[str, Any]:
-        return self.raw.get("target") or {}
+    def section(self, name: str) -> dict[str, Any]:
+        """One of the manifest's records (``target``, ``recipe``, ``build``, ``device``, ``inputs``), {} if absent."""
+        return self.raw.get(name) or {}
 
-    @property
-    def recipe(self) -> dict[str, Any]:
-        return self.raw.get("recipe") or {}
-
-    @property
-    def build(self) -> dict[str, Any]:
-        return self.raw.get("build") or {}
-
-    @property
-    def device(self) -> dict[str, Any]:
-        return self.raw.get("device") or {}
-
-    @property
-    def inputs(self) -> dict[str, Any]:
-        return self.raw.get("inputs") or {}
+    target = property(lambda self: self.section("target"), doc="The target's record (name, runtime, ...).")
+    recipe = property(lambda self: self.section("recipe"), doc="How the artifacts were quantized.")
+    build = property(lambda self: self.section("build"), doc="The TensorRT builder settings (batch profile, workspace, level).")
+    device = property(lambda self: self.section("device"), doc="Where the plans were built (TensorRT version, GPU, sm, JetPack).")
+    inputs = property(lambda self: self.section("inputs"), doc="What the build was made from (ONNX, checkpoint, reference, calibration, gate data).")
 
     def artifact_forms(self) -> list[str]:
         return list(self.raw.get("artifacts") or {})

@@ -20,6 +20,18 @@ def fail(msg: str, console=None) -> NoReturn:
     raise typer.Exit(2)
 
 
+def input_errors() -> tuple[type[Exception], ...]:
+    """The package's errors that name bad input (a file, an option, a model): the commands that quantize,
+    build and check print them in one line (``fail``)."""
+    from inti_edge.artifact import ArtifactError
+    from inti_edge.check import CheckError
+    from inti_edge.engines import EngineError
+    from inti_edge.model import CheckpointError
+    from inti_edge.quantize import QuantizeError
+
+    return (ArtifactError, CheckError, CheckpointError, EngineError, QuantizeError)
+
+
 def one_line_warnings() -> None:
     """Show Python warnings as ``fail`` shows errors: one line on stderr. The default format adds the
     warning's file, line number and source line, which mean nothing to a CLI user. Input warnings

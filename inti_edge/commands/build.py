@@ -59,16 +59,12 @@ def build(
 ) -> None:
     """Build artifacts for a target; the gate runs at the end (exit 1 when over budget)."""
     from rich.console import Console
-    from inti_edge.check import CheckError, parse_budget
-    from inti_edge.commands import fail
-    from inti_edge.progress import step_bar
-    from inti_edge.engines import EngineError
     from inti_edge.build import BuildOptions
     from inti_edge.build import build as run_build
     from inti_edge.build import quantize as run_quantize
-    from inti_edge.artifact import ArtifactError
-    from inti_edge.model import CheckpointError
-    from inti_edge.quantize import QuantizeError
+    from inti_edge.check import parse_budget
+    from inti_edge.commands import fail, input_errors
+    from inti_edge.progress import step_bar
 
     console = Console(stderr=True, soft_wrap=True)  # one message, one line
     try:
@@ -86,7 +82,7 @@ def build(
         with bar:
             stage = run_quantize if ctx.info_name == "quantize" else run_build  # the one function per command
             result = stage(model, out, opts, progress=progress)
-    except (EngineError, ArtifactError, QuantizeError, CheckError, CheckpointError) as e:
+    except input_errors() as e:
         fail(str(e), console)
     report = result.report
     if as_json:

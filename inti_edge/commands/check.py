@@ -45,13 +45,9 @@ def check(
     """Compare an artifact with the FP32 model on held-out clips; exit 1 when over budget."""
     from rich.console import Console
     from inti_edge import check as ck
-    from inti_edge.commands import fail
-    from inti_edge.progress import step_bar
-    from inti_edge.engines import EngineError
-    from inti_edge.artifact import ArtifactError
-    from inti_edge.model import CheckpointError
-    from inti_edge.quantize import QuantizeError
     from inti_edge.build import rebuild_auto_exclude
+    from inti_edge.commands import fail, input_errors
+    from inti_edge.progress import step_bar
 
     console = Console(stderr=True, soft_wrap=True)  # one message, one line
     try:
@@ -66,7 +62,7 @@ def check(
                                   seed=seed, max_lost=max_lost, step=update)
         folder = artifact if artifact.is_dir() else artifact.parent
         paths = ck.write_report(report, out or folder)
-    except (ck.CheckError, EngineError, ArtifactError, QuantizeError, CheckpointError) as e:
+    except input_errors() as e:
         fail(str(e), console)
     if as_json:
         print(json.dumps(report.to_dict()))

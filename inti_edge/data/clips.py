@@ -134,16 +134,16 @@ class VideoClipDataset(Dataset):
     @classmethod
     def from_csv(cls, csv_path: str | Path, classes=None, **kw) -> "VideoClipDataset":
         """From a ``path,label`` CSV; ``classes``: a class-list file or a list of names."""
-        rows = read_csv(csv_path)
-        names = _resolve_classes(classes, [y for _, y in rows], str(csv_path))
-        pos = {n: i for i, n in enumerate(names)}
-        return cls([(p, pos[y]) for p, y in rows], names, **kw)
+        return cls._from_rows(read_csv(csv_path), classes, str(csv_path), **kw)
 
     @classmethod
     def from_folder(cls, root: str | Path, classes=None, **kw) -> "VideoClipDataset":
         """From ``root/<class>/<videos>``; ``classes``: a class-list file or a list of names."""
-        rows = scan_folder(root)
-        names = _resolve_classes(classes, [y for _, y in rows], str(root))
+        return cls._from_rows(scan_folder(root), classes, str(root), **kw)
+
+    @classmethod
+    def _from_rows(cls, rows, classes, where: str, **kw) -> "VideoClipDataset":
+        names = _resolve_classes(classes, [y for _, y in rows], where)
         pos = {n: i for i, n in enumerate(names)}
         return cls([(p, pos[y]) for p, y in rows], names, **kw)
 

@@ -17,11 +17,11 @@ import torch
 
 from .video import (
     TIME_EPS, DecodeReport, FrameClock, GapCounter, InputWarning, VideoError, announced_seconds, decoded_frames, frame_to_tensor,
-    new_reformatter, open_video, out_size, quarter_turns, set_threads,
+    Timeline, new_reformatter, open_video, out_size, quarter_turns, set_threads,
 )
 
 
-class FrameStore:
+class FrameStore(Timeline):
     """All frames of one video: ``frames`` uint8 (N, 3, H, W) RGB and ``times`` (N,) float64 s."""
 
     def __init__(self, frames: torch.Tensor, times: np.ndarray, end: float, path: str = "", source_size=(0, 0)):
@@ -134,14 +134,6 @@ class FrameStore:
     @property
     def width(self) -> int:
         return self.frames.shape[3]
-
-    @property
-    def start(self) -> float:
-        return float(self.times[0])
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
 
     @property
     def nbytes(self) -> int:

@@ -292,8 +292,23 @@ def _best_effort_times(pts: list, dts: list, time_base: Fraction, rate: float) -
     return float(seconds(first, time_base)) + np.arange(len(pts)) / rate
 
 
+class Timeline:
+    """``start`` and ``duration`` of anything with ``times`` (presentation times, s) and ``end``."""
+
+    times: np.ndarray
+    end: float
+
+    @property
+    def start(self) -> float:
+        return float(self.times[0])
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
 @dataclass(frozen=True, eq=False)
-class FrameIndex:
+class FrameIndex(Timeline):
     """Where every frame of a video's first video stream sits in time."""
 
     path: str
@@ -311,14 +326,6 @@ class FrameIndex:
     @property
     def num_frames(self) -> int:
         return len(self.times)
-
-    @property
-    def start(self) -> float:
-        return float(self.times[0])
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
 
     @property
     def fps(self) -> float:

@@ -179,18 +179,8 @@ class TokenInterpolationPlugin : public IPluginV3,
 
  private:
   TIShape shape(int32_t P) const {
-    TIShape s;
-    s.P = P;
-    s.H = mCfg.grid_h;
-    s.W = mCfg.grid_w;
-    s.C = mCfg.C;
-    s.D = mCfg.D;
-    s.G = mCfg.groups;
-    s.S = mCfg.S;
+    TIShape s{P, mCfg.grid_h, mCfg.grid_w, mCfg.C, mCfg.D, mCfg.groups, mCfg.S, {}, mCfg.softmax, mCfg.cls_mean, mCfg.eps};
     for (int i = 0; i < mCfg.S && i < kTIMaxScales; ++i) s.dil[i] = mCfg.dilations[size_t(i)];
-    s.softmax = mCfg.softmax;
-    s.cls_mean = mCfg.cls_mean;
-    s.eps = mCfg.eps;
     return s;
   }
 
