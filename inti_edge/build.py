@@ -118,7 +118,7 @@ def _sources(model: Path, out_dir: Path, progress) -> tuple[dict[str, Path], Pat
     from .artifact import open_artifact
 
     if open_artifact(model).kind == "checkpoint":  # by content, whatever the file is named
-        paths = ex.export_checkpoint(model, out_dir / "fp32", progress=lambda f: progress(f"export {f}"))
+        paths = ex.export(model, out_dir / "fp32", progress=lambda f: progress(f"export {f}"))
         return {k: v for k, v in paths.items() if k in FORMS}, model
     folder = model if model.is_dir() else model.parent
     main = model if model.is_file() else folder / "model.onnx"

@@ -1,6 +1,6 @@
 """ONNX export: the whole model, the streaming pair (encoder / head), and the TokenInterpolation node.
 
-    checkpoint.pt --export_checkpoint--> DIR/model.onnx      clip (B, T, 3, S, S)  -> logits (B, classes)
+    checkpoint.pt --export--> DIR/model.onnx      clip (B, T, 3, S, S)  -> logits (B, classes)
                                          DIR/encoder.onnx    unit (B, 2^s, 3, S, S) -> embedding (B, K, E)
                                          DIR/head.onnx       units (B, U, K, E)     -> logits (B, classes)
                                          (--plugin-only)     model.plugin.onnx, encoder.plugin.onnx
@@ -240,7 +240,7 @@ def export_module(
     return proto
 
 
-def export_checkpoint(
+def export(
     checkpoint: str | Path,
     out_dir: str | Path,
     *,
@@ -291,3 +291,6 @@ def export_checkpoint(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {n.removesuffix(".onnx"): out_dir / n for n in names}
+
+
+export_checkpoint = export  # its name before `inti-edge export` and this function shared one

@@ -328,14 +328,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         saved = TrainConfig(**state["train_state"]["config"])
         # the run continues as it was configured; only where it runs may change
         cfg = dataclasses.replace(saved, out=cfg.out, workers=cfg.workers, device=cfg.device, quiet=cfg.quiet, stop_after=cfg.stop_after)
-    if not cfg.data:
-        raise TrainError("no training data: pass --data SPEC (motion:VIDEO,... | CSV | class folder)")
-    if cfg.batch_size % cfg.accum:
-        raise TrainError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum}")
-    if cfg.augment not in AUGMENTS:
-        raise TrainError(f"augment must be one of {', '.join(AUGMENTS)}, not {cfg.augment!r}")
-    if not 0.0 <= cfg.ema < 1.0:
-        raise TrainError(f"ema is a decay in [0, 1) (0: off), not {cfg.ema}")
+    _check_options(cfg)
     d = init_distributed("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
     device = pick_device(cfg.device, d)
     out = Path(cfg.out)
@@ -400,19 +393,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
 
     step, epoch, start_batch, history = 0, 0, 0, []
     if state is not None:
-        ts = state["train_state"]
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
-        opt.load_state_dict(ts["optimizer"])
-        if ema is not None:
-            if "ema" not in ts:
-                raise TrainError(f"{resume} was trained with ema {cfg.ema} but holds no averaged weights")
-            ema.load_state_dict(ts["ema"])
-        step, history = ts["step"], ts["history"]
+        step, history = _restore(state, str(resume), model, opt, ema, d.world if d.main else None)
         epoch, start_batch = divmod(step, steps_per_epoch)
-        set_rng_state(ts["rng"])
-        if d.world != ts.get("world", 1) and d.main:
-            print(f"note: resuming a run of {ts.get('world', 1)} processes on {d.world}; "
-                  "data order from here follows the new sharding")
 
     net: torch.nn.Module = model
     if cfg.compile:
@@ -424,14 +406,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
 
     metrics_path = out / "metrics.jsonl"
     if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in _RUN_FILES:  # write_atomic temp files (NAME.<8 hex>.tmp) a kill left: never read, only in the way
-            for stale in out.glob(f"{name}.????????.tmp"):
-                stale.unlink(missing_ok=True)
-        write_atomic(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2).encode())
-        # the history (empty, or the checkpoint's) is the truth: records a killed run wrote after its
-        # last checkpoint, a cut-off last line, or an earlier run's records in this folder go
-        write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode())
+        _prepare_run_folder(out, cfg, history)
 
     def checkpoint(path: Path, with_state: bool) -> None:
         if not d.main:
@@ -476,18 +451,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
             if hasattr(train_set, "set_epoch"):
                 train_set.set_epoch(epoch)
             sampler.set_epoch(epoch, skip=start_batch * cfg.batch_size)
-            loader = DataLoader(
-                _Plans(train_set) if renderer is not None else train_set,
-                batch_size=micro,
-                sampler=sampler,
-                num_workers=cfg.workers,
-                pin_memory=device.type == "cuda" and renderer is None,
-                drop_last=True,
-                persistent_workers=False,
-                prefetch_factor=4 if cfg.workers else None,
-                collate_fn=_as_list if renderer is not None else None,
-            )
-            it = iter(loader) if renderer is None else (renderer.render(plans) for plans in loader)
+            it = _batches(train_set, renderer, sampler, micro, cfg.workers, device)
             t0, clips_seen, loss_acc = time.perf_counter(), 0, []
             for _ in range(start_batch, steps_per_epoch):
                 lr = lr_at(step, total_steps, cfg)
@@ -554,6 +518,64 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
 
 
 _RUN_FILES = ("last.pt", "model.pt", "config.json", "metrics.jsonl", "metrics.png")
+
+
+def _check_options(cfg: TrainConfig) -> None:
+    """Options that cannot work, refused before any data is read."""
+    if not cfg.data:
+        raise TrainError("no training data: pass --data SPEC (motion:VIDEO,... | CSV | class folder)")
+    if cfg.batch_size % cfg.accum:
+        raise TrainError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum}")
+    if cfg.augment not in AUGMENTS:
+        raise TrainError(f"augment must be one of {', '.join(AUGMENTS)}, not {cfg.augment!r}")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise TrainError(f"ema is a decay in [0, 1) (0: off), not {cfg.ema}")
+
+
+def _restore(state: dict, resume: str, model, opt, ema, world: int | None) -> tuple[int, list]:
+    """A resumed run's weights, optimizer, averaged weights and RNG; returns (step, history). ``world``: the
+    number of processes now (main process only: it says when that differs from the run's)."""
+    ts = state["train_state"]
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+    opt.load_state_dict(ts["optimizer"])
+    if ema is not None:
+        if "ema" not in ts:
+            raise TrainError(f"{resume} was trained with ema {ts['config'].get('ema')} but holds no averaged weights")
+        ema.load_state_dict(ts["ema"])
+    set_rng_state(ts["rng"])
+    if world is not None and world != ts.get("world", 1):
+        print(f"note: resuming a run of {ts.get('world', 1)} processes on {world}; "
+              "data order from here follows the new sharding")
+    return ts["step"], ts["history"]
+
+
+def _prepare_run_folder(out: Path, cfg: TrainConfig, history: list) -> None:
+    """The run folder with config.json and metrics.jsonl as the run (or its checkpoint) says."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in _RUN_FILES:  # write_atomic temp files (NAME.<8 hex>.tmp) a kill left: never read, only in the way
+        for stale in out.glob(f"{name}.????????.tmp"):
+            stale.unlink(missing_ok=True)
+    write_atomic(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2).encode())
+    # the history (empty, or the checkpoint's) is the truth: records a killed run wrote after its
+    # last checkpoint, a cut-off last line, or an earlier run's records in this folder go
+    write_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+
+
+def _batches(train_set, renderer, sampler, micro: int, workers: int, device: torch.device):
+    """One epoch's (clips, labels) batches: from DataLoader workers, or (``renderer``: data on the device)
+    clip plans from the workers that the device cuts."""
+    loader = DataLoader(
+        _Plans(train_set) if renderer is not None else train_set,
+        batch_size=micro,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda" and renderer is None,
+        drop_last=True,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+        collate_fn=_as_list if renderer is not None else None,
+    )
+    return iter(loader) if renderer is None else (renderer.render(plans) for plans in loader)
 
 
 def _append_line(path: Path, line: str) -> None:

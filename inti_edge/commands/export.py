@@ -26,7 +26,7 @@ def export(
 
     from inti_edge.commands import fail
     from inti_edge.artifact import ArtifactError, read_info
-    from inti_edge.export import export_checkpoint
+    from inti_edge.export import export as run_export
     from inti_edge.model import CheckpointError
 
     console = Console(stderr=True, soft_wrap=True)  # one message, one line
@@ -36,7 +36,7 @@ def export(
         bar, update = step_bar(console, disable=as_json)
         with bar:
             update("loading checkpoint")
-            paths = export_checkpoint(checkpoint, out, plugin_only=plugin_only, plain=plain, streaming=streaming,
+            paths = run_export(checkpoint, out, plugin_only=plugin_only, plain=plain, streaming=streaming,
                                       opset=opset, progress=lambda form: update(f"exporting {form}"))
     except (ArtifactError, CheckpointError) as e:
         fail(str(e), console)

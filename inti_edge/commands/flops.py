@@ -19,13 +19,13 @@ def flops(
 
     from inti_edge.commands import fail
     from inti_edge.model.config import PRESETS
-    from inti_edge.model.flops import flops_report
+    from inti_edge.model.flops import flops as count_flops
 
     console = Console(stderr=True)
     if model not in PRESETS:
         fail(f"unknown model {model!r}; choose one of {', '.join(PRESETS)}", console)
     try:
-        report = flops_report(model, frames, halvings)
+        report = count_flops(model, frames, halvings)
     except ValueError as e:
         fail(str(e), console)
     if as_json:
