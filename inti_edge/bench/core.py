@@ -131,6 +131,8 @@ def environment() -> dict:
     env = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
            "os": platform.platform(), "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
            "commit": _git_commit()}
+    if hasattr(os, "getloadavg"):  # other work on the machine while it was measured
+        env["load_average_1min"] = round(os.getloadavg()[0], 2)
     for mod, name in (("torch", "torch"), ("numpy", "numpy"), ("onnxruntime", "onnxruntime"), ("av", "av"),
                       ("open_clip_torch", "open_clip"), ("onnx", "onnx"), ("matplotlib", "matplotlib")):
         v = _version(mod)

@@ -161,7 +161,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
                        on_rep=lambda d, t: ctx.update(f"gpu {part}: batch {b} {dtype_name}", d, t))
         for label, (key, mode, _, mem) in entries.items():
             record(part, label.rsplit(" | ", 1)[0], key, mode, dtype_name, b, secs[label], mem)
-        ctx.save({"suite": "gpu", "data": data})
+        ctx.save(report(data, batch))  # tables so far: a run cut short still renders
 
     def attempt(what, fn):
         try:
@@ -220,7 +220,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
     # --- train: bf16 autocast steps ---------------------------------------------------------------------
     if ctx.want("train"):
         attempt("train", lambda: _train(ctx, base, batch, frames, S, reps, record, data))
-        ctx.save({"suite": "gpu", "data": data})
+        ctx.save(report(data, batch))
     # --- compile: within the budget ---------------------------------------------------------------------
     if ctx.want("compile"):
         plan = []

@@ -47,7 +47,8 @@ def environment_md(env: dict) -> str:
         dev += f" (sm {env.get('sm')}, CUDA {env.get('cuda')}, driver {env.get('driver') or '?'}; host CPU {env.get('cpu')})"
     vers = ", ".join(f"{k} {env[k]}" for k in ("python", "torch", "onnxruntime", "av", "open_clip", "numpy") if env.get(k))
     return (f"Measured {env.get('date', '?')} on {dev}, {env.get('cores', '?')} cores; {vers}; "
-            f"inti-edge {env.get('inti_edge', '?')} at {env.get('commit') or '?'}.")
+            f"inti-edge {env.get('inti_edge', '?')} at {env.get('commit') or '?'}"
+            + (f"; load average {env['load_average_1min']} at the start" if "load_average_1min" in env else "") + ".")
 
 
 def suite_md(s: dict, images: dict[str, str] | None = None, level: int = 2) -> str:
