@@ -150,3 +150,23 @@ def test_cli_cpu_suite_quick_reports_int8_vs_fp32(tmp_path):
     md = (tmp_path / "o" / "bench.md").read_text()
     assert re.search(r"\| 1 \| ORT int8 \(build -t cpu\) \| [\d.]+ \|", md)
     assert (tmp_path / "o" / "cpu-latency.png").is_file()
+
+
+def test_gpu_suite_plumbing_on_a_tiny_model_on_the_cpu(monkeypatch):
+    """The gpu suite's code paths (variants, records, tables, goals) on the CPU with the small preset: no
+    CUDA graphs, no kernel, no compile (its budget is spent at once); what cannot run is listed, not fatal."""
+    from inti_edge.bench import Context, gpu_suite
+
+    monkeypatch.setattr(gpu_suite, "DEV", "cpu")
+    saved = []
+    res = gpu_suite.run(Context(parts={"infer", "sweep", "train", "compile"}, save=saved.append), preset="small",
+                        batch=2, sweep=(1, 2), inner=1, budget_s=1e-3)
+    rows = res["data"]["results"]
+    assert {r["variant"] for r in rows if r["part"] == "infer"} >= {"naive", "InTI-1", "InTI-2", "naive sdpa", "InTI-1 sdpa"}
+    assert {r["batch"] for r in rows if r["part"] == "infer"} == {1, 2}
+    assert {r["variant"] for r in rows if r["part"] == "train"} == {"naive", "InTI-1", "InTI-2"}
+    assert all(r["clips_per_s"] > 0 and r["mfu"] > 0 for r in rows)
+    assert any("graphs" in e for e in res["errors"]) and any("compile" in e and "budget" in e for e in res["errors"])
+    titles = [t["title"] for t in res["tables"]]
+    assert titles[0].startswith("goals") and any(t.startswith("inference") for t in titles)
+    assert saved and saved[-1]["tables"]

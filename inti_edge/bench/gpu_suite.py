@@ -24,6 +24,14 @@ from . import Context
 from .core import measure, rnd, summarize, wall
 
 HALVINGS = {"naive": 0, "InTI-1": 1, "InTI-2": 2}
+DEV = "cuda"  # tests set "cpu" to run the suite's plumbing on a tiny model (no graphs, no kernel, no memory figures)
+
+
+def _sync() -> None:
+    import torch
+
+    if DEV == "cuda":
+        torch.cuda.synchronize()
 
 
 class SDPAAttention:
@@ -63,9 +71,10 @@ def matmul_flops(dtype, n: int = 8192, reps: int = 5) -> float:
     """Dense matmul FLOP/s of this GPU in ``dtype`` (n x n x n), median of interleaved repetitions."""
     import torch
 
-    a = torch.randn(n, n, device="cuda", dtype=dtype)
-    b = torch.randn(n, n, device="cuda", dtype=dtype)
-    s = measure({"mm": lambda: a @ b}, reps=reps, warmup=3, inner=10, clock=wall(torch.cuda.synchronize))["mm"]
+    n = n if DEV == "cuda" else 256
+    a = torch.randn(n, n, device=DEV, dtype=dtype)
+    b = torch.randn(n, n, device=DEV, dtype=dtype)
+    s = measure({"mm": lambda: a @ b}, reps=reps, warmup=3, inner=10, clock=wall(_sync))["mm"]
     return 2 * n**3 / summarize(s)["median"]
 
 
@@ -73,6 +82,8 @@ def capture(fn, x):
     """``fn(x)`` captured in a CUDA graph (warm-up on a side stream first); returns the replay."""
     import torch
 
+    if DEV != "cuda":
+        raise RuntimeError("CUDA graphs need a CUDA device")
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
@@ -86,7 +97,7 @@ def capture(fn, x):
 
 
 def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32, sweep=(1, 2, 4, 8, 16, 32, 64),
-        reps: int = 5, budget_s: float | None = None) -> dict:
+        reps: int = 5, budget_s: float | None = None, inner: int | None = None) -> dict:
     import torch
 
     from ..model import create_model, make_config
@@ -98,7 +109,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     ctx.update("gpu: building the plugin kernels (first use)")
-    kernel_ok = kernels.available()
+    kernel_ok = DEV == "cuda" and kernels.available()
     kernel_err = None if kernel_ok else kernels.load_error()
     flops = {k: 2e9 * (flops_report(preset, frames, h)["naive_gflops" if h == 0 else "inti_gflops"]) for k, h in HALVINGS.items()}
     peak = {}
@@ -118,7 +129,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
         base[k] = m.eval()
 
     def model(key: str, kernel: bool, dtype, sdpa: bool = False):
-        m = copy.deepcopy(base[key]).to("cuda", dtype).eval()
+        m = copy.deepcopy(base[key]).to(DEV, dtype).eval()
         if kernel:
             m.use_kernels()
         if sdpa:
@@ -146,6 +157,9 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
         return r
 
     def peak_mem(fn) -> float:
+        if DEV != "cuda":
+            fn()
+            return None
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         fn()
@@ -155,9 +169,9 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
     def timed_group(part, entries, b, dtype_name):
         """entries: {label: (key, mode, fn, mem)}; measured interleaved."""
         sync_each = b == 1  # batch-1 latency: every call synchronized
-        fns = {k: ((lambda f=f: (f(), torch.cuda.synchronize())) if sync_each else f) for k, (_, _, f, _) in entries.items()}
-        inner = 20 if b == 1 else max(2, (8 if not ctx.quick else 4) * 32 // max(b, 1))
-        secs = measure(fns, reps=reps, warmup=2, inner=inner, clock=wall(torch.cuda.synchronize),
+        fns = {k: ((lambda f=f: (f(), _sync())) if sync_each else f) for k, (_, _, f, _) in entries.items()}
+        calls = inner or (20 if b == 1 else max(2, (8 if not ctx.quick else 4) * 32 // max(b, 1)))
+        secs = measure(fns, reps=reps, warmup=2, inner=calls, clock=wall(_sync),
                        on_rep=lambda d, t: ctx.update(f"gpu {part}: batch {b} {dtype_name}", d, t))
         for label, (key, mode, _, mem) in entries.items():
             record(part, label.rsplit(" | ", 1)[0], key, mode, dtype_name, b, secs[label], mem)
@@ -175,26 +189,26 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
         # --- infer: batch 32 and batch 1, eager and graphs ------------------------------------------------
         if ctx.want("infer"):
             for b in (batch, 1):
-                x = torch.randn(b, frames, 3, S, S, device="cuda", dtype=bf16)
+                x = torch.randn(b, frames, 3, S, S, device=DEV, dtype=bf16)
                 entries = {}
                 for label, key, kern, sdpa in variants_for(bf16):
                     m = attempt(f"{label} build", lambda: model(key, kern, bf16, sdpa))
                     if m is None:
                         continue
-                    mem = attempt(f"{label} b{b} eager", lambda: peak_mem(lambda: m(x)))
-                    if mem is not None:
-                        entries[f"{label} | eager"] = (key, "eager", (lambda m=m, x=x: m(x)), mem)
+                    ran = attempt(f"{label} b{b} eager", lambda: [peak_mem(lambda: m(x))])  # None: it failed
+                    if ran is not None:
+                        entries[f"{label} | eager"] = (key, "eager", (lambda m=m, x=x: m(x)), ran[0])
                     g = attempt(f"{label} b{b} graphs", lambda: capture(m, x))
                     if g is not None:
                         entries[f"{label} | graphs"] = (key, "graphs", g, None)
                 timed_group("infer", entries, b, "bf16")
                 del entries
-                torch.cuda.empty_cache()
+                _sync()
         # --- sweep: batch 1..64, graphs ---------------------------------------------------------------
         if ctx.want("sweep"):
             ms = {k: model(k, kernel_ok and k != "naive", bf16) for k in HALVINGS}
             for b in sweep:
-                x = torch.randn(b, frames, 3, S, S, device="cuda", dtype=bf16)
+                x = torch.randn(b, frames, 3, S, S, device=DEV, dtype=bf16)
                 entries = {}
                 for k, m in ms.items():
                     g = attempt(f"sweep {k} b{b}", lambda: capture(m, x))
@@ -202,11 +216,11 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
                         entries[f"{k}{' kernel' if kernel_ok and k != 'naive' else ''} | graphs"] = (k, "graphs", g, None)
                 timed_group("sweep", entries, b, "bf16")
             del ms
-            torch.cuda.empty_cache()
+            _sync()
         # --- dtypes: fp32 / fp16 / bf16 at batch 32, graphs -------------------------------------------
         if ctx.want("dtypes"):
             for name, dt in (("fp32", torch.float32), ("fp16", torch.float16), ("bf16", bf16)):
-                x = torch.randn(batch, frames, 3, S, S, device="cuda", dtype=dt)
+                x = torch.randn(batch, frames, 3, S, S, device=DEV, dtype=dt)
                 entries = {}
                 for k in HALVINGS:
                     m = attempt(f"{name} {k}", lambda: model(k, kernel_ok and k != "naive", dt))
@@ -216,10 +230,10 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
                         entries[f"{k}{' kernel' if kernel_ok and k != 'naive' else ''} | graphs"] = (k, "graphs", g, mem)
                 timed_group("dtypes", entries, batch, name)
                 del entries
-                torch.cuda.empty_cache()
+                _sync()
     # --- train: bf16 autocast steps ---------------------------------------------------------------------
     if ctx.want("train"):
-        attempt("train", lambda: _train(ctx, base, batch, frames, S, reps, record, data))
+        attempt("train", lambda: _train(ctx, base, batch, frames, S, reps, record, data, inner))
         ctx.save(report(data, batch))
     # --- compile: within the budget ---------------------------------------------------------------------
     if ctx.want("compile"):
@@ -240,11 +254,11 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
             def build(b=b, key=key, kern=kern, sdpa=sdpa):
                 m = model(key, kern, bf16, sdpa)
                 mc = torch.compile(m, dynamic=False)
-                x = torch.randn(b, frames, 3, S, S, device="cuda", dtype=bf16)
+                x = torch.randn(b, frames, 3, S, S, device=DEV, dtype=bf16)
                 t0 = time.time()
                 with torch.inference_mode():
                     mc(x)
-                    torch.cuda.synchronize()
+                    _sync()
                     cs = time.time() - t0
                     g = attempt(f"compile+graphs {label} b{b}", lambda: capture(mc, x))
                 return mc, x, g, cs
@@ -267,7 +281,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
     return report(data, batch)
 
 
-def _train(ctx, base, batch, frames, S, reps, record, data):
+def _train(ctx, base, batch, frames, S, reps, record, data, inner=None):
     import torch
     import torch.nn.functional as F
 
@@ -275,23 +289,24 @@ def _train(ctx, base, batch, frames, S, reps, record, data):
 
     variants = {}
     for k, m0 in base.items():
-        m = copy.deepcopy(m0).to("cuda").train()
-        opt = torch.optim.AdamW(param_groups(m, 0.05), lr=1e-4, fused=True)
-        x = torch.randn(batch, frames, 3, S, S, device="cuda")
-        y = torch.randint(0, 400, (batch,), device="cuda")
+        m = copy.deepcopy(m0).to(DEV).train()
+        opt = torch.optim.AdamW(param_groups(m, 0.05), lr=1e-4, fused=DEV == "cuda")
+        x = torch.randn(batch, frames, 3, S, S, device=DEV)
+        y = torch.randint(0, 400, (batch,), device=DEV)
 
         def step(m=m, opt=opt, x=x, y=y):
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(DEV, dtype=torch.bfloat16):
                 loss = F.cross_entropy(m(x).float(), y)
             loss.backward()
             opt.step()
 
         variants[k] = step
-    torch.cuda.reset_peak_memory_stats()
-    secs = measure(variants, reps=reps, warmup=3, inner=3, clock=wall(torch.cuda.synchronize),
+    if DEV == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    secs = measure(variants, reps=reps, warmup=1 if inner else 3, inner=inner or 3, clock=wall(_sync),
                    on_rep=lambda d, t: ctx.update("gpu train: bf16 autocast steps", d, t))
-    mem = rnd(torch.cuda.max_memory_allocated() / 2**20, 4)
+    mem = rnd(torch.cuda.max_memory_allocated() / 2**20, 4) if DEV == "cuda" else None
     for k in variants:
         r = record("train", k, k, "eager", "bf16", batch, secs[k], None, {"peak_mem_mib_all_variants": mem})
         r["mfu"] = rnd(r["mfu"] * 3, 3)  # forward + backward = 3x the forward's FLOPs
