@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from inti_edge.commands import bench as _bench
 from inti_edge.commands import flops as _flops
 from inti_edge.commands import build as _build
 from inti_edge.commands import check as _check
@@ -50,6 +51,7 @@ app.command("quantize", help=_build.QUANTIZE_HELP)(_build.build)
 app.command("check")(_check.check)
 app.command("train")(_train.train)
 app.command("eval")(_train.eval_cmd)
+app.command("bench")(_bench.bench)
 
 
 def main() -> None:

@@ -39,6 +39,11 @@ def evaluate(checkpoint: str | os.PathLike, data: str, split: str = "test", *, b
                         f"so evaluate it on footage longer than {e.need:.2f} s") from None
     except Exception as e:  # noqa: BLE001 - data errors are one-line input errors
         raise EvalError(f"data: {e}") from None
+    if dev.type == "cuda":  # the torch backend's fast path: bf16 weights, the plugin kernel for the interpolation
+        import torch
+
+        model = model.to(dev, torch.bfloat16)
+        model.use_kernels()
     res = evaluate_model(model.to(dev), dataset, meta["classes"], batch_size=batch_size, workers=workers, device=dev,
                          amp=amp_dtype("auto", dev), limit=limit, progress=progress)
     res["checkpoint"] = str(checkpoint)

@@ -15,7 +15,7 @@ and the calibration sets they are calibrated on.
 
 The backend decides the recipe: ModelOpt's TensorRT-shaped Q/DQ runs ~0.6x FP32 speed in ONNX
 Runtime on a CPU, ONNX Runtime's own QDQ runs faster than FP32 there. How much faster is bounded by the
-matrix products (``benchmarks/bench_cpu.py --profile``): on x86 without VNNI, ONNX Runtime's u8*s8
+matrix products (`inti-edge bench --suite cpu`, its profile table): on x86 without VNNI, ONNX Runtime's u8*s8
 kernels run the default model's matrix products only ~1.4-1.7x faster than its FP32 SGEMM, and they are
 ~2/3 of FP32 time at batch 1, so INT8 ends ~1.3-1.4x faster. On a Xeon with AVX512-VNNI and AMX (``--target
 cpu-vnni``) the integer matrix products run 1.83x faster than FP32 but are only ~48% of FP32 time: even free

@@ -9,7 +9,7 @@
   motion.py      the camera-motion task over real footage (7 classes)
   build.py       build_dataset(spec, cfg, split) / dataset_classes(spec) for --data SPEC
   transcode.py   shrink a video with PyAV (ship footage to a GPU machine, cut test clips)
-  bench.py       python -m inti_edge.data.bench VIDEO...: decode + preprocess clips/s
+  (decode + preprocess clips/s: `inti-edge bench --suite data`)
 
 Names are loaded on first use (PEP 562): reading video and preprocessing import no torch, so a
 deploy-only install streams without it; the data sets and transforms bring torch in.

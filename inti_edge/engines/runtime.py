@@ -242,10 +242,11 @@ def _torch_runtime(art: Artifact, forms, device: str, max_batch: int) -> Runtime
     modules = {"encoder": encoder, "head": head, "model": model}
     rt = Runtime("torch", dev.type)
     if cuda:
-        rt.notes.append("bfloat16 weights, CUDA graphs per batch bucket")
+        kernel = bool(model.interps) and model.use_kernels()  # the plugin's CUDA kernel for the interpolation
+        rt.notes.append("bfloat16 weights, CUDA graphs per batch bucket" + (", the plugin kernel" if kernel else ""))
     for form in forms:
         shape = input_shape(model.cfg, form)[1:]
-        run = _CudaGraphs(modules[form], shape, dtype, dev, max_batch) if cuda else _eager(modules[form], dev)
+        run = _CudaGraphs(modules[form], shape, dtype, dev, max_batch, model=model) if cuda else _eager(modules[form], dev)
         setattr(rt, form, Graph(form, f"torch:{Path(art.checkpoint).name}", run, max_batch=max_batch))
     return rt
 
@@ -266,30 +267,40 @@ class _CudaGraphs:
     Each bucket owns pinned host buffers for its input and output, so a call is one host copy into
     pinned memory, an asynchronous upload, the replay, an asynchronous download and one sync."""
 
-    def __init__(self, module, shape: tuple[int, ...], dtype, device, max_batch: int):
+    def __init__(self, module, shape: tuple[int, ...], dtype, device, max_batch: int, model=None):
         self.module, self.shape, self.dtype, self.device = module, tuple(shape), dtype, device
+        self.model = model  # where a capture with the plugin kernel fails, the reference path is captured instead
         top = max(1, int(max_batch))
         self.buckets = [1 << i for i in range(top.bit_length()) if (1 << i) < top] + [top]
         self.graphs: dict[int, tuple] = {}
 
     def _graph(self, b: int):
+        if b not in self.graphs:
+            try:
+                self.graphs[b] = self._capture(b)
+            except RuntimeError:
+                if self.model is None or not any(op.fast_path for op in self.model.interps):
+                    raise
+                self.model.use_kernels(False)
+                self.graphs[b] = self._capture(b)
+        return self.graphs[b]
+
+    def _capture(self, b: int):
         import torch
 
-        if b not in self.graphs:
-            x = torch.zeros((b, *self.shape), dtype=self.dtype, device=self.device)
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.inference_mode(), torch.cuda.stream(stream):
-                for _ in range(3):  # warm-up outside the capture (allocator, lazy inits)
-                    self.module(x)
-            torch.cuda.current_stream().wait_stream(stream)
-            g = torch.cuda.CUDAGraph()
-            with torch.inference_mode(), torch.cuda.graph(g, capture_error_mode="thread_local"):
-                y = self.module(x).float()
-            host_in = torch.empty((b, *self.shape), dtype=torch.float32, pin_memory=True)
-            host_out = torch.empty(tuple(y.shape), dtype=torch.float32, pin_memory=True)
-            self.graphs[b] = (g, x, y, host_in, host_out)
-        return self.graphs[b]
+        x = torch.zeros((b, *self.shape), dtype=self.dtype, device=self.device)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.inference_mode(), torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up outside the capture (allocator, lazy inits)
+                self.module(x)
+        torch.cuda.current_stream().wait_stream(stream)
+        g = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(g, capture_error_mode="thread_local"):
+            y = self.module(x).float()
+        host_in = torch.empty((b, *self.shape), dtype=torch.float32, pin_memory=True)
+        host_out = torch.empty(tuple(y.shape), dtype=torch.float32, pin_memory=True)
+        return g, x, y, host_in, host_out
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch

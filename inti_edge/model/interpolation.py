@@ -116,13 +116,18 @@ class TokenInterpolation(nn.Module):
 
     #: inference on a CUDA device may use the CUDA kernel of plugins/ (``InTIVideoModel.use_kernels``)
     fast_path: bool = False
+    #: torch.compile traces the kernel as the custom op inti::token_interpolation (kernels.custom_op)
+    fast_path_op: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (P, 2, N, C) frame pairs -> (P, N, C) merged frames."""
         if self.fast_path and x.is_cuda and not torch.is_grad_enabled():
             from inti_edge.plugin import kernels  # forward-only: training keeps this reference path
 
-            if kernels.available():
+            if torch.compiler.is_compiling():  # traced: the custom op (set up by use_kernels), fields in the graph
+                if self.fast_path_op:
+                    return kernels.token_interpolation_traced(x, self)
+            elif kernels.available():
                 return kernels.token_interpolation(x, self)
         return self.blend(x, self.weights(x))
 

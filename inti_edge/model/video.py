@@ -153,11 +153,17 @@ class InTIVideoModel(nn.Module):
         Returns whether the kernel is usable here; the reference path is used where it is not."""
         for op in self.interps:
             op.fast_path = enabled
+            op.fast_path_op = False
         if not enabled:
             return False
         from inti_edge.plugin import kernels
 
-        return kernels.available()
+        if not kernels.available():
+            return False
+        traced = kernels.custom_op() is not None  # torch.compile then traces the kernel instead of breaking the graph
+        for op in self.interps:
+            op.fast_path_op = traced
+        return True
 
     def split(self) -> tuple["VideoEncoder", "VideoHead"]:
         """The streaming form: (encoder: one unit -> embedding, head: unit embeddings -> logits)."""

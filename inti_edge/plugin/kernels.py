@@ -139,6 +139,42 @@ def token_interpolation(x: torch.Tensor, module, *, path: str = "auto", cluster:
     )
 
 
+_op: Any = None  # the torch.library custom op (None: not registered yet; False: this torch cannot)
+
+
+def custom_op():
+    """``torch.ops.inti.token_interpolation``: the kernel as a custom op with a fake (meta) kernel, so
+    ``torch.compile`` traces through it (no graph break) and CUDA graphs capture it. None where this
+    torch lacks ``torch.library.custom_op`` (< 2.4) or the kernels are unavailable."""
+    global _op
+    if _op is None:
+        if _load() is None or not hasattr(torch.library, "custom_op"):
+            _op = False
+            return None
+
+        @torch.library.custom_op("inti::token_interpolation", mutates_args=())
+        def op(x: torch.Tensor, w_in: torch.Tensor, b_in: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
+               w_out: torch.Tensor, b_out: torch.Tensor, grid_h: int, grid_w: int, dilations: list[int], softmax: bool,
+               cls_mean: bool, eps: float) -> torch.Tensor:
+            return _ext.token_interpolation(x.contiguous(), w_in, b_in, dw_weight, dw_bias, w_out, b_out, grid_h, grid_w,
+                                            dilations, softmax, cls_mean, eps, 0, 0, 0)
+
+        @op.register_fake
+        def _(x, w_in, b_in, dw_weight, dw_bias, w_out, b_out, grid_h, grid_w, dilations, softmax, cls_mean, eps):
+            return x.new_empty((x.shape[0], x.shape[2], x.shape[3]))
+
+        _op = op
+    return _op or None
+
+
+def token_interpolation_traced(x: torch.Tensor, module) -> torch.Tensor:
+    """``module(x)`` through the custom op, the fields made with tensor ops (what ``torch.compile`` traces:
+    the conversions become part of the compiled graph). ``custom_op()`` must have returned the op."""
+    f = module_fields(module)
+    return _op(x, f["w_in"], f["b_in"], f["dw_weight"], f["dw_bias"], f["w_out"], f["b_out"], f["grid_h"], f["grid_w"],
+               f["dilations"], bool(f["softmax"]), bool(f["cls_mean"]), f["eps"])
+
+
 def _check_options(path: str, variant: str) -> None:
     if path not in _PATHS:
         raise ValueError(f"path must be one of {sorted(_PATHS)}, not {path!r}")
