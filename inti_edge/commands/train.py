@@ -103,7 +103,8 @@ def eval_cmd(
     from rich.table import Table
 
     console = Console()
-    console.print(f"{checkpoint.name} on {data} ({split}): top-1 [bold]{100 * res['top1']:.1f}%[/]  "
+    where = "" if data.startswith("raw:") else f" ({split})"  # raw ranges have no split
+    console.print(f"{checkpoint.name} on {data}{where}: top-1 [bold]{100 * res['top1']:.1f}%[/]  "
                   f"top-5 {100 * res['top5']:.1f}%  n={res['n']}" + (f"  labels {res['labels']}" if "labels" in res else ""),
                   highlight=False)
     t = Table()
@@ -128,6 +129,6 @@ def eval_cmd(
             s.add_row(name, str(r["n"]), f"{100 * r['top1']:.1f}%",
                       *("-" if r["per_class"][c] is None else f"{100 * r['per_class'][c]:.0f}" for c in meta["classes"]))
         wide = max(len(n) for n in res["per_source"]) + sum(max(len(c), 4) + 3 for c in meta["classes"]) + 24
-        console.print(s, width=max(console.width, wide))  # one row per source, never wrapped
+        Console(width=max(console.width, wide)).print(s)  # one row per source, never cut short
     if plot is not None:
         console.print(f"confusion matrix: {plot}")
