@@ -8,8 +8,9 @@ Measures (prints one JSON object):
   one process with one torch thread as in a worker (``per_worker``), then a DataLoader of N workers
   for each N in ``--workers``.
 - ``motion`` (with --motion): the camera-motion path: decoding each VIDEO into a FrameStore once
-  (frames/s), then clips/s cut from RAM: one clip at a time on one thread (a DataLoader worker's
-  share) and whole batches with ``get_batch`` on ``--device``.
+  (frames/s) and measuring its own motion once (``--labels apparent``, the default), then clips/s cut
+  from RAM: clip plans alone on one thread (what a worker does with ``--data-on-device``), one clip at a
+  time on one thread (a DataLoader worker's share) and whole batches with ``get_batch`` on ``--device``.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def bench_clips(videos, cfg, train: bool, workers, batch_size: int, seconds: flo
     return out
 
 
-def bench_motion(videos, cfg, batch_size: int, seconds: float, short_side, device: str) -> dict:
-    from .motion import CameraMotionDataset, auto_short_side
+def bench_motion(videos, cfg, batch_size: int, seconds: float, short_side, device: str, labels: str = "apparent") -> dict:
+    from .motion import CameraMotionDataset, MotionConfig, auto_short_side
     from .store import FrameStore
 
     short_side = short_side or auto_short_side(cfg.vision.image_size)
@@ -92,11 +93,21 @@ def bench_motion(videos, cfg, batch_size: int, seconds: float, short_side, devic
         t0 = time.perf_counter()
         st = FrameStore.from_video(v, short_side=short_side)
         dt = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if labels == "apparent":
+            st.motion()
+        measured = time.perf_counter() - t0
         loads.append({"video": os.path.basename(v), "frames": len(st), "size": [st.width, st.height],
-                      "mib": round(st.nbytes / 2**20), "seconds": round(dt, 2), "frames_per_s": round(len(st) / dt, 1)})
+                      "mib": round(st.nbytes / 2**20), "seconds": round(dt, 2), "frames_per_s": round(len(st) / dt, 1),
+                      "own_motion_seconds": round(measured, 2)})
         stores.append(st.to(device))
-    ds = CameraMotionDataset(stores, "train", frames=cfg.frames, size=cfg.vision.image_size, mean=cfg.mean, std=cfg.std)
+    ds = CameraMotionDataset(stores, "train", frames=cfg.frames, size=cfg.vision.image_size, mean=cfg.mean, std=cfg.std,
+                             config=MotionConfig(labels=labels))
     k = iter(range(10**9))
+
+    def plan():
+        ds.plan(next(k) % len(ds))
+        return 1
 
     def one():
         ds[next(k) % len(ds)]
@@ -108,8 +119,8 @@ def bench_motion(videos, cfg, batch_size: int, seconds: float, short_side, devic
             torch.cuda.synchronize()
         return batch_size
 
-    return {"short_side": short_side, "device": device, "stores": loads,
-            "per_clip_one_thread": _rate(one, seconds, threads=1), "get_batch": _rate(batch, seconds)}
+    return {"short_side": short_side, "device": device, "labels": labels, "stores": loads,
+            "plans_one_thread": _rate(plan, seconds, threads=1), "per_clip_one_thread": _rate(one, seconds, threads=1), "get_batch": _rate(batch, seconds)}
 
 
 def main(argv=None) -> None:
@@ -128,6 +139,7 @@ def main(argv=None) -> None:
     ap.add_argument("--motion-only", action="store_true")
     ap.add_argument("--short-side", type=int, default=None, help="FrameStore short side (default: auto)")
     ap.add_argument("--device", default="cpu", help="where motion clips are cut (cpu, cuda)")
+    ap.add_argument("--labels", default="apparent", choices=("apparent", "virtual"), help="motion label rule")
     a = ap.parse_args(argv)
 
     from ..model.config import make_config
@@ -145,7 +157,7 @@ def main(argv=None) -> None:
     if not a.motion_only:
         report["clips"] = bench_clips(a.videos, cfg, a.mode == "train", workers, a.batch_size, a.seconds, dss, a.span, a.threads)
     if a.motion or a.motion_only:
-        report["motion"] = bench_motion(a.videos, cfg, a.batch_size, a.seconds, a.short_side, a.device)
+        report["motion"] = bench_motion(a.videos, cfg, a.batch_size, a.seconds, a.short_side, a.device, a.labels)
     print(json.dumps(report, indent=1))
 
 
