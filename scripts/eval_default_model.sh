@@ -15,7 +15,9 @@ RAW=${RAW:-"tests/data/raw_labels.csv calibration/raw_labels.csv"}  # labels CSV
 LABELS=${LABELS:-}                 # apparent | virtual; empty: each checkpoint's own rule
 OUTDIR=${OUTDIR:-runs/eval}
 WORKERS=${WORKERS:-2}
-opt=(); [ -n "$LABELS" ] && opt=(--labels "$LABELS")
+LIMIT=${LIMIT:-}                   # clips per generated set (empty: all 1,400; a small number for a quick check)
+opt=(); [ -n "$LABELS" ] && opt+=(--labels "$LABELS")
+[ -n "$LIMIT" ] && opt+=(--limit "$LIMIT")
 for model in $MODELS; do
   name=$(basename "$(dirname "$model")")_$(basename "$model" .pt)
   mkdir -p "$OUTDIR/$name"
@@ -24,7 +26,7 @@ for model in $MODELS; do
     $INTI eval "$model" --data "motion:$CLIPS" --split all --seed "$seed" --workers $WORKERS "${opt[@]}" --json > "$OUTDIR/$name/other_seed$seed.json"
   done
   for csv in $RAW; do  # raw ranges are the same clips on every run: one evaluation
-    $INTI eval "$model" --data "raw:$csv" --workers $WORKERS --json > "$OUTDIR/$name/raw_$(basename "$(dirname "$csv")")_$(basename "$csv" .csv).json"
+    $INTI eval "$model" --data "raw:$csv" --workers $WORKERS ${LABELS:+--labels "$LABELS"} --json > "$OUTDIR/$name/raw_$(basename "$(dirname "$csv")")_$(basename "$csv" .csv).json"
   done
 done
 python3 - "$OUTDIR" <<'PY'
