@@ -14,11 +14,13 @@ class EvalError(ValueError):
 
 def evaluate(checkpoint: str | os.PathLike, data: str, split: str = "test", *, batch_size: int = 32, workers: int = 2,
              limit: int | None = None, seed: int = 1, device: str = "auto", max_lost: float = 0.25,
-             progress: bool = False) -> dict:
+             progress: bool = False, labels: str | None = None) -> dict:
     """Top-1 / top-5 / per-class accuracy and the confusion matrix of ``checkpoint`` on ``data``
-    (``split``; ``limit`` clips at most; ``seed`` picks a generated set's clips). A video damaged past
-    ``max_lost`` of its time is refused, before anything is evaluated."""
-    from .data import ClipsTooShortError, build_dataset
+    (``split``; ``limit`` clips at most; ``seed`` picks a generated set's clips), and per source (video)
+    where the data says it. A video damaged past ``max_lost`` of its time is refused, before anything is
+    evaluated. ``labels``: the camera-motion label rule (apparent | virtual); None: the rule the
+    checkpoint was trained with (checkpoints from before the rule was recorded: virtual)."""
+    from .data import MOTION_PREFIX, ClipsTooShortError, build_dataset
     from .data.motion import EVAL_CLIPS
     from .model import CheckpointError, load_checkpoint
     from .train import TrainError, amp_dtype, evaluate_model, pick_device
@@ -31,9 +33,10 @@ def evaluate(checkpoint: str | os.PathLike, data: str, split: str = "test", *, b
     try:
         # --limit clips are the first clips of the full set; asking for just those lets a motion set's
         # overlap warning count what is evaluated
+        rule = labels or trained_labels(meta)
         dataset = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"],
                                 clips_per_epoch=min(limit, EVAL_CLIPS) if limit else None, damage="refuse",
-                                max_lost=max_lost)
+                                max_lost=max_lost, labels=rule, frame_step=_frame_step(meta))
     except ClipsTooShortError as e:  # the model fixes the frames: only longer footage helps
         raise EvalError(f"data: {e.why}: the model takes {model.cfg.frames} frames every {e.step:.3f} s, "
                         f"so evaluate it on footage longer than {e.need:.2f} s") from None
@@ -47,8 +50,21 @@ def evaluate(checkpoint: str | os.PathLike, data: str, split: str = "test", *, b
     res = evaluate_model(model.to(dev), dataset, meta["classes"], batch_size=batch_size, workers=workers, device=dev,
                          amp=amp_dtype("auto", dev), limit=limit, progress=progress)
     res["checkpoint"] = str(checkpoint)
+    if data.startswith(MOTION_PREFIX):
+        res["labels"] = rule
     res["classes"] = list(meta["classes"])
     return res
+
+
+def trained_labels(meta: dict) -> str:
+    """The camera-motion label rule a checkpoint was trained with (``virtual`` before it was recorded)."""
+    return (meta.get("train_config") or {}).get("labels", "virtual")
+
+
+def _frame_step(meta: dict) -> float | None:
+    """Seconds between the frames the checkpoint was trained on (its sampling record), or None."""
+    s = meta.get("sampling") or {}
+    return float(s["frame_step"]) if "frame_step" in s else None
 
 
 def plot_confusion(res: dict, classes: list[str], path: str | os.PathLike, title: str = "") -> Path:

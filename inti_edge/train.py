@@ -37,6 +37,7 @@ from .model.factory import write_atomic
 
 
 AUGMENTS = ("flip", "full", "real", "none")
+LABEL_RULES = ("apparent", "virtual")  # = data.motion.LABEL_RULES (kept here so this module imports no data code early)
 
 
 class TrainError(RuntimeError):
@@ -68,6 +69,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ema: float = 0.0  # decay of an exponential moving average of the weights per step (0: off; e.g. 0.999): evaluated and shipped
     max_lost: float = 0.25  # a training / val video that lost more of its time to damage is skipped (counted, logged)
+    labels: str = "apparent"  # motion data: apparent (the motion a viewer sees: window + footage) | virtual (the window's move alone, before issue 17)
     augment: str = "flip"  # motion data: flip | full (flip, time reversal, colour jitter) | real (full + low resolution, noise) | none
     freeze_backbone: bool = False  # train interpolation + head (+ final norm/projection) only
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
@@ -248,7 +250,9 @@ def evaluate_model(
     progress: bool = False,
 ) -> dict:
     """Top-1 / top-5 / loss / per-class accuracy and the confusion matrix (``confusion[true][predicted]``,
-    clip counts) over ``dataset`` (sharded over ranks under DDP)."""
+    clip counts) over ``dataset`` (sharded over ranks under DDP). A dataset that says where each clip
+    comes from (``source_of(index)``, e.g. the video's file name) also gets ``per_source``: n, top-1 and
+    per-class top-1 of each source (one process only: the predictions stay on each rank)."""
     device = torch.device(device)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     idx = list(range(d.rank, n, d.world))
@@ -259,6 +263,7 @@ def evaluate_model(
     count = torch.zeros(C, dtype=torch.float64, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     confusion = torch.zeros(C * C, dtype=torch.float64, device=device)  # true * C + predicted
+    preds, truth = [], []  # per clip, in idx order (per-source accuracy)
     was_training = model.training
     model.eval()
     bar = _progress(progress and d.main)
@@ -279,6 +284,8 @@ def evaluate_model(
             count.index_add_(0, y, torch.ones_like(hit1))
             confusion.index_add_(0, y * C + top[:, 0], torch.ones_like(hit1))
             correct5 += (top == y[:, None]).any(dim=1).double().sum()
+            preds.append(top[:, 0].cpu())
+            truth.append(y.cpu())
             if bar:
                 bar.advance(task)
     finally:
@@ -289,6 +296,10 @@ def evaluate_model(
         for t in (correct1, correct5, count, loss_sum, confusion):
             dist.all_reduce(t)
     total = count.sum().item()
+    extra = {}
+    if hasattr(dataset, "source_of") and d.world == 1 and preds:
+        extra["per_source"] = per_source([dataset.source_of(i) for i in idx], torch.cat(truth).tolist(),
+                                         torch.cat(preds).tolist(), classes)
     return {
         "top1": correct1.sum().item() / max(total, 1),
         "top5": correct5.item() / max(total, 1),
@@ -296,7 +307,23 @@ def evaluate_model(
         "n": int(total),
         "per_class": {c: (correct1[i] / count[i]).item() if count[i] else None for i, c in enumerate(classes)},
         "confusion": confusion.view(C, C).round().long().tolist(),
+        **extra,
     }
+
+
+def per_source(sources: list[str], truth: list[int], preds: list[int], classes: list[str]) -> dict:
+    """{source: {"n", "top1", "per_class": {class: top-1 or None}}} from per-clip sources, true and
+    predicted class indices; sources in first-seen order."""
+    out: dict[str, dict] = {}
+    for s, y, p in zip(sources, truth, preds):
+        r = out.setdefault(s, {"n": 0, "hits": 0, "count": [0] * len(classes), "correct": [0] * len(classes)})
+        r["n"] += 1
+        r["hits"] += int(p == y)
+        r["count"][y] += 1
+        r["correct"][y] += int(p == y)
+    return {s: {"n": r["n"], "top1": r["hits"] / r["n"],
+                "per_class": {c: (r["correct"][i] / r["count"][i] if r["count"][i] else None) for i, c in enumerate(classes)}}
+            for s, r in out.items()}
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -325,7 +352,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
             raise TrainError(str(e)) from None
         if "train_state" not in state:
             raise TrainError(f"{resume} holds a model but no training state to resume")
-        saved = TrainConfig(**state["train_state"]["config"])
+        # a run from before the label rule was recorded was trained on the virtual window's labels
+        saved = TrainConfig(**{"labels": "virtual", **state["train_state"]["config"]})
         # the run continues as it was configured; only where it runs may change
         cfg = dataclasses.replace(saved, out=cfg.out, workers=cfg.workers, device=cfg.device, quiet=cfg.quiet, stop_after=cfg.stop_after)
     _check_options(cfg)
@@ -347,7 +375,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
     def data_set(what: str, footage: str, spec: str, split: str, **kw):
         """build_dataset, its errors as one TrainError line (too short: with the --frames that fit)."""
         try:
-            return build_dataset(spec, mcfg, split, damage="skip", max_lost=cfg.max_lost, **kw)
+            return build_dataset(spec, mcfg, split, damage="skip", max_lost=cfg.max_lost, labels=cfg.labels, **kw)
         except ClipsTooShortError as e:
             raise TrainError(f"{what}: {e.why}: {_too_short_fix(e, mcfg.unit_frames, footage)}") from None
         except Exception as e:  # noqa: BLE001 - one-line data errors
@@ -528,6 +556,8 @@ def _check_options(cfg: TrainConfig) -> None:
         raise TrainError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum}")
     if cfg.augment not in AUGMENTS:
         raise TrainError(f"augment must be one of {', '.join(AUGMENTS)}, not {cfg.augment!r}")
+    if cfg.labels not in LABEL_RULES:
+        raise TrainError(f"labels must be one of {', '.join(LABEL_RULES)}, not {cfg.labels!r}")
     if not 0.0 <= cfg.ema < 1.0:
         raise TrainError(f"ema is a decay in [0, 1) (0: off), not {cfg.ema}")
 

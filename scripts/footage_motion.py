@@ -4,7 +4,7 @@
                                      [--ranges 60-70,100-110] [--json]
 
 For every few frames t of each video, the global shift between the frame at t and the frame at
-t + span (phase correlation of the grey frames) is measured as a fraction of a square window of
+t + span (phase correlation of the grey frames, inti_edge.data.footage_motion) is measured as a fraction of a square window of
 `window` x the short side: the same units as MotionConfig.pan (the default model's smallest virtual
 pan is 0.25 window sides over a clip's 7/6 s). A "static" virtual camera over footage that moves this
 much looks like a pan to anyone, so this bounds what the camera-motion task can score on that footage.
@@ -38,14 +38,12 @@ def grey_frames(path: str, short_side: int) -> list[tuple[float, np.ndarray]]:
 
 
 def global_shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    """(dx, dy) in pixels that best aligns b with a (peak of the phase correlation, Hann-windowed)."""
-    win = np.hanning(a.shape[0])[:, None] * np.hanning(a.shape[1])[None]
-    fa, fb = np.fft.fft2((a - a.mean()) * win), np.fft.fft2((b - b.mean()) * win)
-    r = fa * np.conj(fb)
-    corr = np.fft.ifft2(r / (np.abs(r) + 1e-9)).real
-    y, x = np.unravel_index(int(corr.argmax()), corr.shape)
-    h, w = a.shape
-    return (x - w if x > w // 2 else x), (y - h if y > h // 2 else y)
+    """(dx, dy) in whole pixels that best aligns b with a: minus the content's move from a to b
+    (``inti_edge.data.footage_motion.pair_shift``, the measure the camera-motion labels use)."""
+    from inti_edge.data.footage_motion import pair_shift
+
+    dx, dy = pair_shift(a, b)
+    return -int(round(dx)), -int(round(dy))
 
 
 def own_motion(path: str, span: float, window: float, every: int, ranges: list[tuple[float, float]] | None,

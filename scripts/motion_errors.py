@@ -45,11 +45,13 @@ def measure(checkpoint: str, data: str, split: str, seed: int, limit: int | None
 
     from footage_motion import global_shift
     from inti_edge.data import build_dataset
+    from inti_edge.evaluate import trained_labels
     from inti_edge.model import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint)
     model.eval()
-    ds = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"])
+    # the clips `inti-edge eval` draws: the label rule the checkpoint was trained with
+    ds = build_dataset(data, model.cfg, split, seed=seed, classes=meta["classes"], labels=trained_labels(meta))
     if not hasattr(ds, "plan"):
         raise ValueError("--data must be a motion: spec (generated camera-motion clips)")
     n = len(ds) if limit is None else min(limit, len(ds))

@@ -3,6 +3,7 @@
 # Big Buck Bunny (time blocks: train / val / test), and the naive baseline trained the same way;
 # both evaluated on the held-out test blocks and on other real clips never trained on.
 #   BBB=path/to/big_buck_bunny.mp4 CLIPS=a.mp4,b.avi,... bash scripts/train_default_model.sh
+# Evaluation elsewhere (EVAL=0 here): scripts/eval_default_model.sh, the same eval lines over seeds and raw: ranges.
 set -euo pipefail
 INTI=${INTI:-inti-edge}            # or "python3 cli.py" from a checkout
 BBB=${BBB:?set BBB to the Big Buck Bunny video (any size; short side >= 160 px)}
@@ -21,6 +22,8 @@ EMA=${EMA:-0}                      # decay of a moving average of the weights (0
 COMPILE=${COMPILE:-0}              # 1: torch.compile the model (1.3x on the H100 for ~50 s of compiling)
 OTHER=${OTHER:-1}                  # 0: leave out the other-clips evaluation (run it elsewhere, e.g. on a CPU)
 EVAL=${EVAL:-1}                    # 0: no evaluation at all here (both evals elsewhere, same eval lines)
+LABELS=${LABELS:-apparent}         # label rule: apparent (the motion a viewer sees, issue 17) | virtual (the window's move alone: the bundled model)
+RAW=${RAW:-}                       # labels CSV(s) of untouched footage, space-separated (e.g. tests/data/raw_labels.csv): also evaluated on raw:CSV
 [ "$EVAL" = 1 ] && [ "$OTHER" = 1 ] && [ -z "$CLIPS" ] && { echo "set CLIPS to comma-separated other real clips (or OTHER=0)" >&2; exit 2; }
 run() {  # one variant: train, then evaluate on held-out blocks and on the other clips
   variant=$1
@@ -29,7 +32,7 @@ run() {  # one variant: train, then evaluate on held-out blocks and on the other
   $INTI train --data "motion:$BBB" --model small --frames 8 --halvings $h --batch-size $BATCH \
     --lr 2e-4 --warmup-steps 300 --weight-decay 0.05 --half-weights --epochs $EPOCHS --steps-per-epoch $SPE \
     --clips-per-epoch $((SPE * BATCH)) --eval-clips 700 --data-on-device --workers $WORKERS \
-    --augment $AUGMENT --label-smoothing $SMOOTH --ema $EMA --pooled-grid $POOL $( [ "$COMPILE" = 1 ] && echo --compile ) \
+    --labels $LABELS --augment $AUGMENT --label-smoothing $SMOOTH --ema $EMA --pooled-grid $POOL $( [ "$COMPILE" = 1 ] && echo --compile ) \
     --seed 0 --out "$OUTDIR/$variant" --quiet
   echo "{\"variant\": \"$variant\", \"train_wall_s\": $(( $(date +%s) - start ))}" > "$OUTDIR/$variant/wall.json"
   [ "$EVAL" = 1 ] || return 0
@@ -37,6 +40,9 @@ run() {  # one variant: train, then evaluate on held-out blocks and on the other
   if [ "$OTHER" = 1 ]; then
     $INTI eval "$OUTDIR/$variant/model.pt" --data "motion:$CLIPS" --split all --workers $WORKERS --json > "$OUTDIR/$variant/eval_other.json"
   fi
+  for csv in $RAW; do
+    $INTI eval "$OUTDIR/$variant/model.pt" --data "raw:$csv" --workers $WORKERS --json > "$OUTDIR/$variant/eval_raw_$(basename "$(dirname "$csv")")_$(basename "$csv" .csv).json"
+  done
 }
 if [ "$PARALLEL" = 1 ]; then
   for variant in $VARIANTS; do run "$variant" & done

@@ -249,3 +249,18 @@ def test_bundled_default_model_sees_camera_motion_in_committed_clips():
         ds = build_dataset(spec, model.cfg, "all", seed=1, clips_per_epoch=70)
         res = evaluate(model, ds, meta["classes"], batch_size=35)
         assert res["n"] == 70 and res["top1"] >= floor, (spec, res["top1"])
+
+
+@pytest.mark.parametrize("rule", ["virtual", "apparent"])
+def test_the_label_rule_is_recorded_and_eval_uses_it(tmp_path, rule):
+    from inti_edge.evaluate import evaluate
+
+    kw = {} if rule == "apparent" else {"labels": rule}  # apparent is the default
+    res = train(_tiny_cfg(tmp_path, epochs=1, steps_per_epoch=1, batch_size=2, clips_per_epoch=4, eval_clips=2, **kw))
+    meta = load_checkpoint(res.out / "model.pt")[1]
+    assert meta["train_config"]["labels"] == rule
+    assert evaluate(res.out / "model.pt", OTHER, "all", limit=2, workers=0, device="cpu")["labels"] == rule
+    other = "apparent" if rule == "virtual" else "virtual"
+    assert evaluate(res.out / "model.pt", OTHER, "all", limit=2, workers=0, device="cpu", labels=other)["labels"] == other
+    with pytest.raises(TrainError, match="labels must be one of apparent, virtual"):
+        train(_tiny_cfg(tmp_path, labels="seen"))

@@ -33,6 +33,7 @@ def train(
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Cross-entropy label smoothing (0 = off)."),
     ema: Optional[float] = typer.Option(None, "--ema", help="Keep an exponential moving average of the weights with this decay per step (e.g. 0.999); evaluation and model.pt use it. 0 = off."),
     max_lost: Optional[float] = typer.Option(None, "--max-lost", help="A video that lost more than this fraction of its time to damage (undecodable packets, gaps, a truncated tail) is skipped, with a warning (default 0.25)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Motion data: apparent (default: the motion a viewer sees, the virtual window composed with the footage's own motion) | virtual (the window's move alone, the rule before issue 17). Recorded in the checkpoint."),
     augment: Optional[str] = typer.Option(None, "--augment", help="Motion data: flip (default) | full (flip, time reversal, colour jitter) | real (full + lower resolution, sensor noise) | none."),
     freeze_backbone: Optional[bool] = typer.Option(None, "--freeze-backbone/--full-finetune", help="Train interpolation + head only, or everything."),
     amp: Optional[str] = typer.Option(None, "--amp", help="auto (bf16 on GPU) | bf16 | fp16 | off."),
@@ -65,7 +66,7 @@ def train(
 
 def eval_cmd(
     checkpoint: Path = typer.Argument(..., help="A checkpoint (.pt) from `inti-edge train`."),
-    data: str = typer.Option(..., "--data", "-d", help="Data spec (motion:VIDEO,... | CSV | folder)."),
+    data: str = typer.Option(..., "--data", "-d", help="Data spec (motion:VIDEO,... | raw:LABELS.csv | raw:VIDEO,...@LABELS.csv | CSV | folder)."),
     split: str = typer.Option("test", "--split", help="train | val | test | all (generated data)."),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
     workers: int = typer.Option(2, "--workers"),
@@ -75,15 +76,16 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (top1, top5, n, per_class, confusion)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the confusion matrix as a PNG here."),
     max_lost: float = typer.Option(0.25, "--max-lost", help="Refuse a video that lost more than this fraction of its time to damage (undecodable packets, gaps, a truncated tail)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Motion data: apparent | virtual label rule (default: the one the checkpoint was trained with; virtual for checkpoints from before it was recorded)."),
 ) -> None:
-    """Top-1 / top-5 / per-class accuracy of a checkpoint on a data spec."""
+    """Top-1 / top-5 / per-class accuracy of a checkpoint on a data spec, and per source video."""
     from inti_edge.evaluate import EvalError, evaluate, plot_confusion
 
     if plot is not None and not plot.resolve().parent.is_dir():  # refuse before the evaluation, not after it
         fail(f"cannot write {plot}: no folder {plot.resolve().parent}")
     try:
         res = evaluate(checkpoint, data, split, batch_size=batch_size, workers=workers, limit=limit, seed=seed,
-                       device=device, max_lost=max_lost, progress=not as_json)
+                       device=device, max_lost=max_lost, progress=not as_json, labels=labels)
     except EvalError as e:
         fail(str(e))
     meta = {"classes": res.pop("classes")}
@@ -101,8 +103,10 @@ def eval_cmd(
     from rich.table import Table
 
     console = Console()
-    console.print(f"{checkpoint.name} on {data} ({split}): top-1 [bold]{100 * res['top1']:.1f}%[/]  "
-                  f"top-5 {100 * res['top5']:.1f}%  n={res['n']}", highlight=False)
+    where = "" if data.startswith("raw:") else f" ({split})"  # raw ranges have no split
+    console.print(f"{checkpoint.name} on {data}{where}: top-1 [bold]{100 * res['top1']:.1f}%[/]  "
+                  f"top-5 {100 * res['top5']:.1f}%  n={res['n']}" + (f"  labels {res['labels']}" if "labels" in res else ""),
+                  highlight=False)
     t = Table()
     t.add_column("class")
     t.add_column("clips", justify="right")
@@ -114,5 +118,17 @@ def eval_cmd(
         other = f"{meta['classes'][wrong]} ({row[wrong]})" if wrong is not None and row[wrong] else ""
         t.add_row(c, str(sum(row)), "-" if a is None else f"{100 * a:.1f}%", other)
     console.print(t)
+    if res.get("per_source"):
+        s = Table(title="per source")
+        s.add_column("source", no_wrap=True)
+        s.add_column("clips", justify="right")
+        s.add_column("top-1", justify="right")
+        for c in meta["classes"]:
+            s.add_column(c, justify="right")
+        for name, r in res["per_source"].items():
+            s.add_row(name, str(r["n"]), f"{100 * r['top1']:.1f}%",
+                      *("-" if r["per_class"][c] is None else f"{100 * r['per_class'][c]:.0f}" for c in meta["classes"]))
+        wide = max(len(n) for n in res["per_source"]) + sum(max(len(c), 4) + 3 for c in meta["classes"]) + 24
+        Console(width=max(console.width, wide)).print(s)  # one row per source, never cut short
     if plot is not None:
         console.print(f"confusion matrix: {plot}")

@@ -7,6 +7,8 @@
   store.py       FrameStore: a video decoded once, small, into RAM (or a GPU)
   clips.py       Kinetics-style labelled clips: CSV of path,label or a folder per class
   motion.py      the camera-motion task over real footage (7 classes)
+  footage_motion.py  the footage's own global motion (phase correlation), measured once per video
+  raw.py         untouched footage labelled by time range (raw:LABELS.csv): a real test set
   build.py       build_dataset(spec, cfg, split) / dataset_classes(spec) for --data SPEC
   transcode.py   shrink a video with PyAV (ship footage to a GPU machine, cut test clips)
   (decode + preprocess clips/s: `inti-edge bench --suite data`)
@@ -23,10 +25,13 @@ _WHERE = {
     "preprocess": ("Preprocess",),
     "transforms": ("ClipTransform", "CropParams", "hflip", "normalize", "resize_short_side"),
     "store": ("FrameStore", "load_store"),
-    "spec": ("DatasetError", "MOTION_PREFIX", "motion_paths"),
+    "spec": ("DatasetError", "MOTION_PREFIX", "RAW_PREFIX", "motion_paths", "raw_spec"),
+    "raw": ("RawFootageDataset", "read_raw_labels"),
     "clips": ("VideoClipDataset", "read_class_list", "read_csv", "scan_folder"),
     "motion": ("FLIP_LABEL", "MOTION_CLASSES", "CameraMotionDataset", "ClipPlan", "ClipsTooShortError", "MotionConfig",
-               "SplitLayout", "auto_short_side", "motion_dataset", "split_layout", "split_segments", "window_path"),
+               "SplitLayout", "LABEL_RULES", "apparent_motion", "auto_short_side", "classify_motion", "motion_dataset",
+               "split_layout", "split_segments", "window_path"),
+    "footage_motion": ("FootageMotion",),
     "build": ("build_dataset", "dataset_classes", "load_clips"),
 }
 _LAZY = {name: module for module, names in _WHERE.items() for name in names}

@@ -2,6 +2,8 @@
 
 SPEC is one of
 - ``motion:PATH[,PATH...]``: the camera-motion task over those videos (7 classes);
+- ``raw:LABELS.csv`` or ``raw:PATH[,PATH...]@LABELS.csv``: untouched footage labelled by time range
+  (``raw.py``; the same clips for every split);
 - a CSV file of ``path,label`` rows (the same file for every split);
 - a folder holding ``<split>.csv`` files (``train.csv``, ``val.csv``, ``test.csv``);
 - a folder holding ``<split>/<class>/<videos>``;
@@ -18,7 +20,7 @@ from typing import Callable, Sequence
 
 from .clips import VideoClipDataset, read_class_list, read_csv, scan_folder
 from .motion import MOTION_CLASSES, MotionConfig, motion_dataset
-from .spec import MOTION_PREFIX, DatasetError, motion_paths
+from .spec import MOTION_PREFIX, RAW_PREFIX, DatasetError, motion_paths, raw_spec
 from .transforms import ClipTransform
 
 def _source(spec: str, split: str) -> tuple[str, Path, Path | None]:
@@ -43,7 +45,7 @@ def _source(spec: str, split: str) -> tuple[str, Path, Path | None]:
 def dataset_classes(spec: str) -> list[str]:
     """The class names of a spec, in label order (the same for all its splits): the class-list
     file if there is one, else the training split's names (any split's if it has none), sorted."""
-    if spec.startswith(MOTION_PREFIX):
+    if spec.startswith((MOTION_PREFIX, RAW_PREFIX)):
         return list(MOTION_CLASSES)
     p = Path(spec).expanduser()
     for split in ("train", "val", "test"):
@@ -78,6 +80,8 @@ def build_dataset(
     augment: str = "flip",
     damage: str = "warn",
     max_lost: float | None = None,
+    labels: str | None = None,
+    frame_step: float | None = None,
 ):
     """The torch Dataset for ``spec`` and ``split`` ('train', 'val', 'test'; 'all' for motion),
     shaped for the model config ``cfg`` (frames, image size, mean/std). Items: (clip float
@@ -89,8 +93,20 @@ def build_dataset(
     ``threads``, ``skip_broken``; augmentation in the train split only (motion: ``augment`` flip;
     full = flip, time reversal and colour jitter; real = full + lower resolution and sensor noise; none).
     ``damage`` / ``max_lost``: what a damaged motion video does (warn, skip: training and calibration,
-    refuse: evaluation and the gate; ``store.screen_stores``)."""
+    refuse: evaluation and the gate; ``store.screen_stores``). ``labels``: the camera-motion label rule
+    (apparent | virtual, ``MotionConfig.labels``; None: ``motion``'s, by default apparent). Raw footage
+    (``raw:``): ``frame_step`` s between frames (None: the camera-motion task's), every split alike."""
     train = split == "train"
+    if spec.startswith(RAW_PREFIX):
+        from .raw import raw_dataset
+
+        if classes is not None:
+            names = list(classes) if isinstance(classes, (list, tuple)) else read_class_list(classes)
+            if names != list(MOTION_CLASSES):
+                raise DatasetError(f"{spec!r} has the camera-motion classes {list(MOTION_CLASSES)}, not {names[:8]}")
+        csv_path, videos = raw_spec(spec)
+        return raw_dataset(csv_path, videos, cfg.frames, cfg.vision.image_size, frame_step=frame_step, mean=cfg.mean,
+                           std=cfg.std, short_side=short_side, damage=damage, max_lost=max_lost)
     if spec.startswith(MOTION_PREFIX):
         if classes is not None:
             names = list(classes) if isinstance(classes, (list, tuple)) else read_class_list(classes)
@@ -108,7 +124,7 @@ def build_dataset(
             clips_per_epoch=clips_per_epoch,
             seed=seed,
             random=random,
-            config=motion or MotionConfig(),
+            config=_label_rule(motion or MotionConfig(), labels),
             damage=damage,
             max_lost=max_lost,
             **_motion_augment(augment if train else "none"),
@@ -134,6 +150,19 @@ def build_dataset(
     if damage == "refuse":
         ds.check_all()
     return ds
+
+
+def _label_rule(motion: MotionConfig, labels: str | None) -> MotionConfig:
+    """``motion`` with the label rule ``labels`` (None: as it is), checked."""
+    import dataclasses
+
+    from .motion import LABEL_RULES
+
+    if labels is None:
+        return motion
+    if labels not in LABEL_RULES:
+        raise DatasetError(f"labels must be one of {', '.join(LABEL_RULES)}, not {labels!r}")
+    return dataclasses.replace(motion, labels=labels)
 
 
 def _motion_augment(augment: str) -> dict:

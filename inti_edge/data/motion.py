@@ -41,6 +41,16 @@ shows it once). Evaluation splits also warn when their clips outnumber the disti
 they can start on more than 4 to 1 (their n then overstates the evidence); training repeats footage
 by design (epochs), so it does not.
 
+Labels (``MotionConfig.labels``). ``apparent`` (the default since issue 17): the label is the motion
+a viewer sees, the virtual window's move composed with the footage's own camera motion over the
+clip (``footage_motion.py``: phase correlation, measured once per video): a still window over footage
+that pans right is a pan right. A clip is drawn for the class its index asks for and redrawn (up to
+``APPARENT_DRAWS`` times) while the composite reads as another class, lies between classes
+(``classify_motion``), or the footage's motion is ambiguous (two competing motions, such as a large
+foreground object against the background); a clip that never matches keeps the first clear label it
+drew (the classes stay about balanced). ``virtual``: the label is the window's move alone (the rule of
+the models trained before; it draws exactly the clips it drew then).
+
 Clips are drawn, not enumerated: an epoch is ``clips_per_epoch`` clips; clip i of an evaluation set
 comes from an RNG seeded by (seed, split, epoch, i), so it is the same on every run; training draws
 fresh randomness (from torch's RNG, which DataLoader seeds per worker).
@@ -52,6 +62,7 @@ with one ``roi_align`` (bilinear, area-averaged when shrinking) on the stores' d
 from __future__ import annotations
 
 import copy
+import math
 import os
 import warnings
 
@@ -76,6 +87,15 @@ REVERSE_LABEL = (STATIC, PAN_RIGHT, PAN_LEFT, PAN_DOWN, PAN_UP, ZOOM_OUT, ZOOM_I
 # window centre velocity (x, y) per class, image axes (y down): the window moves the way the camera turns
 _PAN_DIR = {PAN_LEFT: (-1, 0), PAN_RIGHT: (1, 0), PAN_UP: (0, -1), PAN_DOWN: (0, 1)}
 SPLITS = ("train", "val", "test", "all")
+LABEL_RULES = ("apparent", "virtual")  # MotionConfig.labels: the motion a viewer sees | the virtual window's alone
+# the apparent rule's classes (classify_motion): the composite move over a clip, translation in window
+# sides, scale as log(magnification). The virtual moves alone (pans >= 0.25, zooms >= log 1.4 = 0.34,
+# jitter sd 0.01) all land clearly inside their class; what falls between classes is redrawn.
+STATIC_SHIFT, STATIC_SCALE = 0.10, 0.15  # static: |shift| and |log scale| at most these
+PAN_SHIFT, PAN_OFF_AXIS, PAN_SCALE = 0.18, 0.5, 0.2  # pan: |shift| >= 0.18, the other axis <= half of it, |log scale| <= 0.2
+ZOOM_SCALE, ZOOM_SHIFT = 0.25, 0.15  # zoom: |log scale| >= 0.25 and |shift| <= 0.15
+AMBIGUOUS = 0.8  # footage whose mean motion ambiguity over the clip (footage_motion) exceeds this: redrawn
+APPARENT_DRAWS = 16  # draws for a clip of the asked class before the first clear one is kept
 _SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
 
 
@@ -104,6 +124,7 @@ class MotionConfig:
     guard: float = 0.5  # s kept clear on each side of a boundary between two splits
     split_seed: int = 0  # which blocks go where; independent of the sampling seed
     avoid_cuts: bool = True  # redraw a clip that spans a hard scene cut (the move would be ambiguous)
+    labels: str = "apparent"  # apparent: the motion a viewer sees (window + footage) | virtual: the window's move alone (before issue 17)
 
     def span(self, frames: int, step: float | None = None) -> float:
         """Seconds from the first to the last sampled time of a clip (the longest with step None)."""
@@ -266,6 +287,7 @@ class ClipPlan:
     scale: float = 1.0  # resolution degradation: down-sampled by this factor, then up again (1: none)
     noise: float = 0.0  # sd of the additive sensor noise on [0, 1] values (0: none)
     noise_seed: int = 0  # the noise's RNG seed (the batch's noise follows from its plans)
+    seen: tuple = ()  # apparent rule: (shift x, shift y in window sides, log scale, footage ambiguity) before flip / reversal
 
 
 def _frame_gap(store: FrameStore) -> float:
@@ -306,6 +328,8 @@ class CameraMotionDataset(Dataset):
             raise ValueError("no videos given")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+        if config.labels not in LABEL_RULES:
+            raise ValueError(f"motion labels must be one of {', '.join(LABEL_RULES)}, not {config.labels!r}")
         self.split, self.frames, self.size = split, frames, size
         self.mean, self.std = tuple(mean), tuple(std)
         self.cfg = config
@@ -354,12 +378,15 @@ class CameraMotionDataset(Dataset):
         for st, lay in zip(stores, self.layouts):
             if lay.kind == "none":  # only now: with no video left, the error says it instead
                 warnings.warn(lay.note(st.path or "?"), InputWarning, stacklevel=2)
-        if config.avoid_cuts:
-            for src in self.sources:
-                src.store.cuts()  # once, before DataLoader workers fork
+        for src in self.sources:  # once, before DataLoader workers fork
+            if config.avoid_cuts:
+                src.store.cuts()
+            if config.labels == "apparent":
+                src.store.motion()
         self._seg_video = np.array([v for v, _, _ in flat], dtype=np.int64)
         self._seg_start = np.array([s for _, s, _ in flat], dtype=np.float64)
         self._seg_len = np.array([e - s for _, s, e in flat], dtype=np.float64)
+        self._room = self._cum = None  # the fixed step's usable time per segment, made at the first draw
         self._k = np.arange(frames, dtype=np.float64)
         starts = self.first_frames()
         if split != "train" and self.clips_per_epoch > HEAVY_OVERLAP * starts:
@@ -426,26 +453,13 @@ class CameraMotionDataset(Dataset):
             raise IndexError(index)
         rng = self.rng(index)
         label = index % len(MOTION_CLASSES)
-        cfg = self.cfg
-        lo, hi = cfg.frame_step
-        for _ in range(32):  # a few redraws while the clip spans a scene cut
-            r = rng.random(2)
-            step = lo + (hi - lo) * r[0]
-            room = np.maximum(self._seg_len - (self.frames - 1) * step, 0.0)
-            cum = np.cumsum(room)
-            x = r[1] * cum[-1]  # a point of all usable time: segment j, then the offset in it
-            j = min(int(np.searchsorted(cum, x, side="right")), len(cum) - 1)
-            times = self._seg_start[j] + (x - (cum[j] - room[j])) + self._k * step
-            v = int(self._seg_video[j])
+        seen: tuple = ()
+        if self.cfg.labels == "virtual":
+            v, times, positions = self._draw_span(rng)
             store = self.sources[v].store
-            positions = store.position(times)
-            if not cfg.avoid_cuts:
-                break
-            cuts = store.cuts()
-            c = np.searchsorted(cuts, positions[0], side="right")
-            if c == len(cuts) or cuts[c] > positions[-1]:
-                break
-        boxes = window_path(label, store.height, store.width, self.frames, cfg, rng)
+            boxes = window_path(label, store.height, store.width, self.frames, self.cfg, rng)
+        else:
+            v, times, positions, boxes, label, seen = self._draw_apparent(label, rng)
         flip = bool(rng.random() < self.flip_p)
         if flip:
             label = FLIP_LABEL[label]
@@ -465,7 +479,61 @@ class CameraMotionDataset(Dataset):
             if d[2] < 0.5 or scale == 1.0:  # a degraded clip gets at least one of the two
                 noise = 0.01 + 0.04 * d[3]
             noise_seed = int(rng.integers(0, 2**62))
-        return ClipPlan(v, label, flip, times, positions, boxes, reverse, color, scale, noise, noise_seed)
+        return ClipPlan(v, label, flip, times, positions, boxes, reverse, color, scale, noise, noise_seed, seen)
+
+    def _draw_span(self, rng: np.random.Generator) -> tuple[int, np.ndarray, np.ndarray]:
+        """(video, sampled times (T,), store positions (T,)) of one clip, redrawn a few times while it
+        spans a scene cut."""
+        cfg = self.cfg
+        lo, hi = cfg.frame_step
+        for _ in range(32):
+            r = rng.random(2)
+            step = lo + (hi - lo) * r[0]
+            if lo == hi:  # a fixed step: the usable time per segment is the same for every clip
+                if self._room is None:
+                    self._room = np.maximum(self._seg_len - (self.frames - 1) * step, 0.0)
+                    self._cum = np.cumsum(self._room)
+                room, cum = self._room, self._cum
+            else:
+                room = np.maximum(self._seg_len - (self.frames - 1) * step, 0.0)
+                cum = np.cumsum(room)
+            x = r[1] * cum[-1]  # a point of all usable time: segment j, then the offset in it
+            j = min(int(np.searchsorted(cum, x, side="right")), len(cum) - 1)
+            times = self._seg_start[j] + (x - (cum[j] - room[j])) + self._k * step
+            v = int(self._seg_video[j])
+            store = self.sources[v].store
+            positions = store.position(times)
+            if not cfg.avoid_cuts:
+                break
+            cuts = store.cuts()
+            c = np.searchsorted(cuts, positions[0], side="right")
+            if c == len(cuts) or cuts[c] > positions[-1]:
+                break
+        return v, times, positions
+
+    def _draw_apparent(self, target: int, rng: np.random.Generator):
+        """A clip whose apparent motion is ``target`` (module docstring, Labels): (video, times,
+        positions, boxes, label, seen)."""
+        first = last = None
+        for _ in range(APPARENT_DRAWS):
+            v, times, positions = self._draw_span(rng)
+            store = self.sources[v].store
+            boxes = window_path(target, store.height, store.width, self.frames, self.cfg, rng)
+            seen = apparent_motion(boxes, store.motion(), int(positions[0]), int(positions[-1]))
+            got = classify_motion(*seen)
+            last = (v, times, positions, boxes, got, seen)
+            if got == target:
+                return last
+            if got >= 0 and first is None:
+                first = last
+        if first is not None:
+            return first
+        v, times, positions, boxes, _, seen = last  # nothing clear in all the draws: the nearest class
+        return v, times, positions, boxes, classify_motion(*seen, nearest=True), seen
+
+    def source_of(self, index: int) -> str:
+        """The file name of the video that clip ``index`` comes from (per-source accuracy)."""
+        return os.path.basename(self.sources[self.plan(index).video].store.path or "?")
 
     # -- rendering ----------------------------------------------------------------------------
     def render(self, plans: Sequence[ClipPlan]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -564,6 +632,52 @@ def window_path(label: int, height: int, width: int, frames: int, cfg: MotionCon
     cx = np.minimum(np.maximum(cx + shake[0], half), width - half)
     cy = np.minimum(np.maximum(cy + shake[1], half), height - half)
     return np.stack([cx - half, cy - half, cx + half, cy + half], 1)
+
+
+def apparent_motion(boxes: np.ndarray, footage, p0: int, p1: int) -> tuple[float, float, float, float]:
+    """The move a viewer sees in the window ``boxes`` (T, 4) over footage whose own motion is
+    ``footage`` (``FootageMotion``), from store frame p0 to p1: (shift x, shift y in window sides, the
+    way the camera appears to move; log of the magnification, > 0 a zoom in; the footage's ambiguity).
+
+    The window moves by w and scales by s1 / s0; the footage's content moves by its own translation
+    plus its scale change about the picture centre, evaluated at the window's centre. What the viewer
+    sees is the window's move relative to the content."""
+    dx, dy, log_scale, amb = footage.between(p0, p1)
+    x0, y0, x1, _ = boxes[0].tolist()
+    u0, v0, u1, _ = boxes[-1].tolist()
+    s0, s1 = x1 - x0, u1 - u0
+    grow = math.expm1(log_scale)
+    # content move at the window's first centre, px
+    cx = grow * (x0 + s0 / 2 - footage.width / 2) + dx
+    cy = grow * (y0 + s0 / 2 - footage.height / 2) + dy
+    side = math.sqrt(s0 * s1)
+    sx = ((u0 + s1 / 2) - (x0 + s0 / 2) - cx) / side
+    sy = ((v0 + s1 / 2) - (y0 + s0 / 2) - cy) / side
+    return sx, sy, log_scale - math.log(s1 / s0), amb
+
+
+# the nearest class of a composite (classify_motion(nearest=True)): a typical move of each class
+_PROTOTYPES = np.array([(0, 0, 0), (-0.4, 0, 0), (0.4, 0, 0), (0, -0.4, 0), (0, 0.4, 0), (0, 0, 0.5), (0, 0, -0.5)])
+
+
+def classify_motion(sx: float, sy: float, log_scale: float, ambiguity: float = 0.0, nearest: bool = False) -> int:
+    """The class of an apparent move (``apparent_motion``), or -1 where it lies between classes or the
+    footage's motion is ambiguous; ``nearest``: always the nearest class."""
+    if nearest:
+        return int(np.argmin(((_PROTOTYPES - (sx, sy, log_scale)) ** 2).sum(1)))
+    if ambiguity > AMBIGUOUS:
+        return -1
+    shift, zoom = math.hypot(sx, sy), abs(log_scale)
+    if shift <= STATIC_SHIFT and zoom <= STATIC_SCALE:
+        return STATIC
+    if zoom >= ZOOM_SCALE and shift <= ZOOM_SHIFT:
+        return ZOOM_IN if log_scale > 0 else ZOOM_OUT
+    major, minor = (abs(sx), abs(sy)) if abs(sx) >= abs(sy) else (abs(sy), abs(sx))
+    if zoom <= PAN_SCALE and major >= PAN_SHIFT and minor <= PAN_OFF_AXIS * major:
+        if abs(sx) >= abs(sy):
+            return PAN_RIGHT if sx > 0 else PAN_LEFT
+        return PAN_DOWN if sy > 0 else PAN_UP
+    return -1
 
 
 def motion_dataset(

@@ -171,12 +171,23 @@ class FrameStore(Timeline):
             self._cut_key = key
         return self._cut_positions
 
+    def motion(self):
+        """The footage's own motion between neighbouring frames (``footage_motion.FootageMotion``),
+        measured once (a few seconds for a feature film) and kept with the store."""
+        if getattr(self, "_motion", None) is None:
+            from .footage_motion import measure
+
+            gap = float(np.median(np.diff(self.times))) if len(self) > 1 else 1.0
+            self._motion = measure(self.frames, gap)
+        return self._motion
+
     def to(self, device) -> "FrameStore":
         """The same store with its frames on ``device`` (times stay on the CPU)."""
         moved = FrameStore(self.frames.to(device), self.times, self.end, self.path, self.source_size)
         moved.report = self.report
         if hasattr(self, "_cut_key"):
             moved._cut_key, moved._cut_positions = self._cut_key, self._cut_positions
+        moved._motion = getattr(self, "_motion", None)
         return moved
 
     def __repr__(self) -> str:
