@@ -317,3 +317,18 @@ def test_bundled_default_model_loads_and_is_what_the_card_says():
     assert model.cfg.name == "small" and model.cfg.interp_after == (2,) and model.cfg.frames == 8
     card = (DEFAULT_MODEL.parent / "MODEL_CARD.md").read_text()
     assert DEFAULT_MODEL_SHA256 in card and f"{DEFAULT_MODEL.stat().st_size:,}" in card
+
+
+def test_kernel_field_cache_key_follows_weights_also_for_inference_tensors():
+    """The kernels cache the interpolation's fields per module until a weight changes; weights made under
+    torch.inference_mode (how a runtime may load them) have no version counter and must still key."""
+    from inti_edge.plugin.kernels import params_key
+
+    w = torch.zeros(4)
+    k0 = params_key([w])
+    w.add_(1)  # in place: same storage, new version
+    assert params_key([w]) != k0
+    with torch.inference_mode():
+        wi = torch.zeros(4)
+        ki = params_key([wi])
+    assert ki == params_key([wi]) and ki != params_key([torch.zeros(4)])

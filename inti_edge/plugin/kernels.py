@@ -103,11 +103,17 @@ def load_error() -> str | None:
     return _error
 
 
+def params_key(params) -> tuple:
+    """What identifies the values of ``params`` now: storage and in-place version of each. Inference tensors
+    (weights made under ``torch.inference_mode``) keep no version counter: their storage alone."""
+    return tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in params)
+
+
 def _fields_for(module, device: torch.device) -> dict[str, Any]:
     """module_fields on `device`, cached until a parameter changes (in place or replaced)."""
     params = (module.proj_in.weight, module.proj_in.bias, module.dw_weight, module.dw_bias,
               module.proj_out.weight, module.proj_out.bias)
-    key = (device, tuple((p.data_ptr(), p._version) for p in params))
+    key = (device, params_key(params))
     hit = _prepared.get(module)
     if hit is not None and hit[0] == key:
         return hit[1]
