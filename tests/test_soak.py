@@ -87,5 +87,10 @@ def test_a_long_stream_keeps_memory_and_latency_flat(tmp_path_factory):
     if os.environ.get("INTI_SOAK_REPORT"):
         Path(os.environ["INTI_SOAK_REPORT"]).write_text(json.dumps(report, indent=2) + "\n")
     assert max(late) - base <= 50, report  # resident memory within 50 MB of its early level
+    # no creeping latency: the last quarter's typical per-minute p95 within 1.5x (+5 ms) of the first quarter's.
+    # Medians over minutes, so one minute slowed by another job on a shared machine is not read as a trend
+    # (the hour on the CI machine: one minute at 55 ms while other test suites ran, the rest 11-35 ms)
     p95 = [m["latency_p95_ms"] for m in per_minute]
-    assert max(p95[1:]) <= 2 * max(p95[0], 5.0), report  # no creeping latency: every later minute within 2x the first
+    q = max(1, len(p95) // 4)
+    first, last = float(np.median(p95[:q])), float(np.median(p95[-q:]))
+    assert last <= 1.5 * first + 5.0, report
