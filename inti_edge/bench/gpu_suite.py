@@ -184,6 +184,13 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
             data["errors"].append(f"{what}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
             return None
 
+    def add_graphs(entries, name, key, m, x, what, mem=None) -> None:
+        """``m`` captured in a CUDA graph at ``x``'s shape as the entry ``name | graphs`` (a failed capture is
+        noted by ``attempt`` and leaves the entry out); ``mem``: measure its peak memory too."""
+        g = attempt(what, lambda: capture(m, x))
+        if g is not None:
+            entries[f"{name} | graphs"] = (key, "graphs", g, peak_mem(lambda: m(x)) if mem else None)
+
     bf16 = torch.bfloat16
     with torch.inference_mode():
         # --- infer: batch 32 and batch 1, eager and graphs ------------------------------------------------
@@ -198,9 +205,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
                     ran = attempt(f"{label} b{b} eager", lambda: [peak_mem(lambda: m(x))])  # None: it failed
                     if ran is not None:
                         entries[f"{label} | eager"] = (key, "eager", (lambda m=m, x=x: m(x)), ran[0])
-                    g = attempt(f"{label} b{b} graphs", lambda: capture(m, x))
-                    if g is not None:
-                        entries[f"{label} | graphs"] = (key, "graphs", g, None)
+                    add_graphs(entries, label, key, m, x, f"{label} b{b} graphs")
                 timed_group("infer", entries, b, "bf16")
                 del entries
                 _sync()
@@ -211,9 +216,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
                 x = torch.randn(b, frames, 3, S, S, device=DEV, dtype=bf16)
                 entries = {}
                 for k, m in ms.items():
-                    g = attempt(f"sweep {k} b{b}", lambda: capture(m, x))
-                    if g is not None:
-                        entries[f"{k}{' kernel' if kernel_ok and k != 'naive' else ''} | graphs"] = (k, "graphs", g, None)
+                    add_graphs(entries, f"{k}{' kernel' if kernel_ok and k != 'naive' else ''}", k, m, x, f"sweep {k} b{b}")
                 timed_group("sweep", entries, b, "bf16")
             del ms
             _sync()
@@ -224,10 +227,9 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
                 entries = {}
                 for k in HALVINGS:
                     m = attempt(f"{name} {k}", lambda: model(k, kernel_ok and k != "naive", dt))
-                    g = attempt(f"{name} {k} graphs", lambda: capture(m, x)) if m is not None else None
-                    if g is not None:
-                        mem = peak_mem(lambda: m(x))
-                        entries[f"{k}{' kernel' if kernel_ok and k != 'naive' else ''} | graphs"] = (k, "graphs", g, mem)
+                    if m is not None:
+                        add_graphs(entries, f"{k}{' kernel' if kernel_ok and k != 'naive' else ''}", k, m, x,
+                                   f"{name} {k} graphs", mem=True)
                 timed_group("dtypes", entries, batch, name)
                 del entries
                 _sync()
