@@ -61,8 +61,11 @@ def run(ctx: Context, videos=None, model: str = "small", frames: int = 8, mode: 
         t0 = time.perf_counter()
         st = FrameStore.from_video(v, short_side=short)
         dt = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        st.motion()  # the footage's own motion, measured once per video for the apparent-motion labels
+        own = time.perf_counter() - t0
         loads.append({"video": Path(v).name, "frames": len(st), "size": [st.width, st.height], "seconds": rnd(dt),
-                      "frames_per_s": rnd(len(st) / dt)})
+                      "frames_per_s": rnd(len(st) / dt), "own_motion_seconds": rnd(own)})
         stores.append(st.to(device))
     mds = CameraMotionDataset(stores, "train", frames=cfg.frames, size=cfg.vision.image_size, mean=cfg.mean, std=cfg.std)
     k = iter(range(10**9))
@@ -73,9 +76,10 @@ def run(ctx: Context, videos=None, model: str = "small", frames: int = 8, mode: 
             torch.cuda.synchronize()
 
     variants = {"clip path, 1 thread": _one_thread(lambda: ds[next(order)]),
+                "motion clip plan, 1 thread": _one_thread(lambda: mds.plan(next(k) % len(mds))),
                 "motion clip from RAM, 1 thread": _one_thread(lambda: mds[next(k) % len(mds)]),
                 f"motion get_batch({batch_size}), {device}": batch}
-    per_call = {"clip path, 1 thread": 1, "motion clip from RAM, 1 thread": 1, f"motion get_batch({batch_size}), {device}": batch_size}
+    per_call = {"clip path, 1 thread": 1, "motion clip plan, 1 thread": 1, "motion clip from RAM, 1 thread": 1, f"motion get_batch({batch_size}), {device}": batch_size}
     samples = measure(variants, reps=5, warmup=2, inner=inner, on_rep=lambda d, t: ctx.update("data: clips", d, t))
     rows, data = [], {"stores": loads, "variants": {}}
     for name, s in samples.items():
@@ -98,7 +102,8 @@ def run(ctx: Context, videos=None, model: str = "small", frames: int = 8, mode: 
             "tables": [{"title": f"{model} input ({frames} x {cfg.vision.image_size} px), {mode} transform",
                         "columns": ["path", "clips/s", "ms per clip"], "rows": rows,
                         "note": "FrameStore decoding: " + "; ".join(f"{x['video']} {x['frames']} frames at "
-                                                                  f"{x['frames_per_s']} frames/s" for x in loads) + "."}],
+                                                                  f"{x['frames_per_s']} frames/s, own motion measured in "
+                                                                  f"{x['own_motion_seconds']} s" for x in loads) + "."}],
             "plots": [{"name": "data-rate", "title": "decode + preprocess", "kind": "bar", "x": [r[0] for r in rows],
                        "ylabel": "clips/s", "series": {"clips/s": [r[1] for r in rows]}}],
             "data": data}
