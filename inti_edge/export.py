@@ -291,6 +291,3 @@ def export(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {n.removesuffix(".onnx"): out_dir / n for n in names}
-
-
-export_checkpoint = export  # its name before `inti-edge export` and this function shared one

@@ -111,14 +111,14 @@ def test_gpu_report_states_the_goals_from_rows():
 
 
 def test_cli_flops_json_matches_the_counter():
-    from inti_edge.model.flops import flops_report
+    from inti_edge.model.flops import flops as count_flops
 
     p = _cli("bench", "--suite", "flops", "--json", timeout=300)
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout)
     reps = res["suites"]["flops"]["data"]["reports"]
     assert {(r["model"], r["frames"], r["halvings"]) for r in reps} >= {("vit-b16", 8, 1), ("vit-l14", 16, 2)}
-    want = flops_report("vit-b16", 8, 2)
+    want = count_flops("vit-b16", 8, 2)
     got = next(r for r in reps if (r["model"], r["frames"], r["halvings"]) == ("vit-b16", 8, 2))
     assert got["ratio"] == want["ratio"] and got["inti_gflops"] == want["inti_gflops"]
     row = next(x for x in res["suites"]["flops"]["tables"][0]["rows"] if x[:3] == ["vit-b16", 8, 2])

@@ -21,7 +21,7 @@ from inti_edge.model import (
     make_config,
     save_checkpoint,
 )
-from inti_edge.model.flops import flops_report
+from inti_edge.model.flops import flops as count_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -267,18 +267,18 @@ def test_pretrained_errors_are_clear(tmp_path):
 
 # --- FLOPs ----------------------------------------------------------------------------------------
 def test_flops_vit_b16_one_halving_meets_the_goal():
-    r = flops_report("vit-b16", 8, 1)
+    r = count_flops("vit-b16", 8, 1)
     assert 17.0 < r["naive_gflops"] / 8 < 18.0  # CLIP ViT-B/16 @224: ~17.6 GMACs per frame
     assert r["ratio"] <= 0.63  # the paper's 37.5% saving, weight network included
     assert r["weightnet_gflops"] > 0 and r["weightnet_fraction"] <= 0.01
 
 
 def test_flops_two_halvings_and_vit_l14():
-    two = flops_report("vit-b16", 8, 2)
-    assert two["ratio"] < 0.52 and two["inti_gflops"] < flops_report("vit-b16", 8, 1)["inti_gflops"]
-    large = flops_report("vit-l14", 16, 1)
+    two = count_flops("vit-b16", 8, 2)
+    assert two["ratio"] < 0.52 and two["inti_gflops"] < count_flops("vit-b16", 8, 1)["inti_gflops"]
+    large = count_flops("vit-l14", 16, 1)
     assert large["ratio"] <= 0.63 and large["weightnet_fraction"] <= 0.01
-    assert large["naive_gflops"] > 4 * flops_report("vit-b16", 16, 1)["naive_gflops"]
+    assert large["naive_gflops"] > 4 * count_flops("vit-b16", 16, 1)["naive_gflops"]
 
 
 def test_flops_cli_prints_one_json_object():

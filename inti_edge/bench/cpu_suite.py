@@ -74,7 +74,7 @@ def prepare(ckpt: Path, work: Path, target: str = "cpu", calib: str | None = Non
     work.mkdir(parents=True)
     try:
         update("cpu: export")
-        ex.export_checkpoint(ckpt, dirs["export"], streaming=False)
+        ex.export(ckpt, dirs["export"], streaming=False)
         update("cpu: build fp32 -t cpu")
         build(dirs["export"], dirs["fp32"], BuildOptions(precision="fp32", target="cpu", forms=("model",)))
         update("cpu: build int8 -t cpu (calibration)")

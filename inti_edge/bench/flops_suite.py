@@ -9,13 +9,13 @@ CASES = [(m, t, h) for m in ("vit-b16", "vit-l14") for t in (8, 16) for h in (1,
 
 
 def run(ctx: Context, cases=None) -> dict:
-    from ..model.flops import flops_report
+    from ..model.flops import flops as count_flops
 
     cases = cases or CASES
     reports = []
     for i, (model, frames, halvings) in enumerate(cases):
         ctx.update(f"flops {model} {frames}f {halvings}h", i, len(cases))
-        reports.append(flops_report(model, frames, halvings))
+        reports.append(count_flops(model, frames, halvings))
     rows = [[r["model"], r["frames"], r["halvings"], round(r["inti_gflops"], 2), round(r["naive_gflops"], 2), r["ratio"],
              round(1 / r["ratio"], 3), r["weightnet_gflops"], round(100 * r["weightnet_fraction"], 3)] for r in reports]
     cols = ["model", "frames", "halvings", "InTI GMACs", "naive GMACs", "ratio", "speed-up limit", "weight net GMACs",

@@ -101,7 +101,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
     import torch
 
     from ..model import create_model, make_config
-    from ..model.flops import flops_report
+    from ..model.flops import flops as count_flops
     from ..plugin import kernels
 
     t_start = time.time()
@@ -111,7 +111,7 @@ def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32,
     ctx.update("gpu: building the plugin kernels (first use)")
     kernel_ok = DEV == "cuda" and kernels.available()
     kernel_err = None if kernel_ok else kernels.load_error()
-    flops = {k: 2e9 * (flops_report(preset, frames, h)["naive_gflops" if h == 0 else "inti_gflops"]) for k, h in HALVINGS.items()}
+    flops = {k: 2e9 * (count_flops(preset, frames, h)["naive_gflops" if h == 0 else "inti_gflops"]) for k, h in HALVINGS.items()}
     peak = {}
     for name, dt in (("bf16", torch.bfloat16), ("fp16", torch.float16), ("fp32", torch.float32)):
         ctx.update(f"gpu: {name} matmul peak")

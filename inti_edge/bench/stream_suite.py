@@ -193,11 +193,11 @@ def run(ctx: Context, model: str | None = None, source: str | None = None, reps:
     cpu_parts = [p for p in ("ratio", "rtf", "live") if ctx.want(p)]
     if model is None and cpu_parts:
         from ..defaults import DEFAULT_MODEL
-        from ..export import export_checkpoint
+        from ..export import export
 
         if not (tmp / "default" / "encoder.onnx").is_file():
             ctx.update("stream: exporting the default model")
-            export_checkpoint(DEFAULT_MODEL, tmp / "default")
+            export(DEFAULT_MODEL, tmp / "default")
         model = str(tmp / "default")
     rows: list[dict] = []
     errors: list[str] = []

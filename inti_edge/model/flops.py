@@ -70,6 +70,3 @@ def flops(preset: str, frames: int = 8, halvings: int = 1, num_classes: int = 40
         "weightnet_params": weightnet_params,
         "params": sum(p.numel() for p in model.parameters()),
     }
-
-
-flops_report = flops  # its name before `inti-edge flops` and this function shared one
