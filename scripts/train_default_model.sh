@@ -24,18 +24,26 @@ OTHER=${OTHER:-1}                  # 0: leave out the other-clips evaluation (ru
 EVAL=${EVAL:-1}                    # 0: no evaluation at all here (both evals elsewhere, same eval lines)
 LABELS=${LABELS:-apparent}         # label rule: apparent (the motion a viewer sees, issue 17) | virtual (the window's move alone: the bundled model)
 RAW=${RAW:-}                       # labels CSV(s) of untouched footage, space-separated (e.g. tests/data/raw_labels.csv): also evaluated on raw:CSV
+STOP_AFTER=${STOP_AFTER:-}         # stop each variant (with its last.pt) after this many steps, e.g. to fit a GPU lent in short windows
+RESUME=${RESUME:-0}                # 1: continue each variant exactly from its $OUTDIR/VARIANT/last.pt (the options come from the checkpoint)
 [ "$EVAL" = 1 ] && [ "$OTHER" = 1 ] && [ -z "$CLIPS" ] && { echo "set CLIPS to comma-separated other real clips (or OTHER=0)" >&2; exit 2; }
 run() {  # one variant: train, then evaluate on held-out blocks and on the other clips
   variant=$1
   h=1; [ "$variant" = naive ] && h=0
-  start=$(date +%s)
-  $INTI train --data "motion:$BBB" --model small --frames 8 --halvings $h --batch-size $BATCH \
-    --lr 2e-4 --warmup-steps 300 --weight-decay 0.05 --half-weights --epochs $EPOCHS --steps-per-epoch $SPE \
-    --clips-per-epoch $((SPE * BATCH)) --eval-clips 700 --data-on-device --workers $WORKERS \
-    --labels $LABELS --augment $AUGMENT --label-smoothing $SMOOTH --ema $EMA --pooled-grid $POOL $( [ "$COMPILE" = 1 ] && echo --compile ) \
-    --seed 0 --out "$OUTDIR/$variant" --quiet
-  echo "{\"variant\": \"$variant\", \"train_wall_s\": $(( $(date +%s) - start ))}" > "$OUTDIR/$variant/wall.json"
-  [ "$EVAL" = 1 ] || return 0
+  start=$(date +%s) before=0
+  stop=""; [ -z "$STOP_AFTER" ] || stop="--stop-after $STOP_AFTER"
+  if [ "$RESUME" = 1 ] && [ -f "$OUTDIR/$variant/last.pt" ]; then
+    before=$(sed -n 's/.*"train_wall_s": \([0-9]*\).*/\1/p' "$OUTDIR/$variant/wall.json" 2>/dev/null || true)
+    $INTI train --resume "$OUTDIR/$variant/last.pt" --workers $WORKERS $stop --out "$OUTDIR/$variant" --quiet
+  else
+    $INTI train --data "motion:$BBB" --model small --frames 8 --halvings $h --batch-size $BATCH \
+      --lr 2e-4 --warmup-steps 300 --weight-decay 0.05 --half-weights --epochs $EPOCHS --steps-per-epoch $SPE \
+      --clips-per-epoch $((SPE * BATCH)) --eval-clips 700 --data-on-device --workers $WORKERS \
+      --labels $LABELS --augment $AUGMENT --label-smoothing $SMOOTH --ema $EMA --pooled-grid $POOL $( [ "$COMPILE" = 1 ] && echo --compile ) \
+      --seed 0 $stop --out "$OUTDIR/$variant" --quiet
+  fi
+  echo "{\"variant\": \"$variant\", \"train_wall_s\": $(( ${before:-0} + $(date +%s) - start ))}" > "$OUTDIR/$variant/wall.json"
+  [ "$EVAL" = 1 ] && [ -f "$OUTDIR/$variant/model.pt" ] || return 0
   $INTI eval "$OUTDIR/$variant/model.pt" --data "motion:$BBB" --split test --workers $WORKERS --json > "$OUTDIR/$variant/eval_bbb_test.json"
   if [ "$OTHER" = 1 ]; then
     $INTI eval "$OUTDIR/$variant/model.pt" --data "motion:$CLIPS" --split all --workers $WORKERS --json > "$OUTDIR/$variant/eval_other.json"
