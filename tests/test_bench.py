@@ -93,6 +93,45 @@ def test_report_fills_a_marked_section(tmp_path):
         report.fill(doc, "nope", RESULT)
 
 
+def test_report_merges_runs_and_names_only_the_quick_suites(tmp_path):
+    full = {**RESULT, "quick": False, "suites": {"cpu": RESULT["suites"]["cpu"]}}
+    quick = {**RESULT, "quick": True, "suites": {"gpu": RESULT["suites"]["gpu"]}}
+    (tmp_path / "full.json").write_text(json.dumps(full))
+    (tmp_path / "quick.json").write_text(json.dumps(quick))
+    doc = tmp_path / "B.md"
+    doc.write_text("<!-- bench:s:begin -->\n<!-- bench:s:end -->\n")
+    report.main([str(tmp_path / "full.json"), str(tmp_path / "quick.json"), "--into", str(doc), "--section", "s"])
+    text = doc.read_text()
+    assert "suites gpu (the others full)" in text and "| 1 | ORT int8 | 12.34 | 20.5 |" in text
+    report.main([str(tmp_path / "full.json"), str(tmp_path / "quick.json"), "--into", str(doc), "--section", "s", "--suites", "cpu"])
+    assert "Quick run" not in doc.read_text()  # the one suite shown ran full
+    assert "Quick run (`--quick`): fewer calls per repetition, smaller sweeps." in report.markdown(RESULT)
+
+
+def test_a_captured_replay_keeps_its_model_and_input_alive():
+    """The gpu suite's dtypes group kept only the graphs; the models they read were freed, the next capture
+    emptied the CUDA cache and a replay hit unmapped memory. A replay now holds what it reads."""
+    import gc
+    import weakref
+
+    from inti_edge.bench.gpu_suite import keep_alive
+
+    class Model:
+        def __call__(self, x):
+            return x
+
+    model, x, calls = Model(), [1.0], []
+    replay = keep_alive(lambda: calls.append(1) or "ran", model, x)
+    ref_m, ref_x = weakref.ref(model), weakref.ref(Model())  # a second, unheld object dies at once
+    del model
+    gc.collect()
+    assert ref_m() is not None and ref_x() is None
+    assert replay() == "ran" and calls == [1]
+    del replay
+    gc.collect()
+    assert ref_m() is None
+
+
 def test_gpu_report_states_the_goals_from_rows():
     from inti_edge.bench.gpu_suite import report as gpu_report
 

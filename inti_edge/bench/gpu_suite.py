@@ -78,8 +78,20 @@ def matmul_flops(dtype, n: int = 8192, reps: int = 5) -> float:
     return 2 * n**3 / summarize(s)["median"]
 
 
+def keep_alive(replay, *objs):
+    """``replay`` as a function that holds ``objs``: a captured graph replays raw pointers into its model's
+    weights and its static input, and each later capture empties the CUDA cache (``torch.cuda.graph``), so a
+    model freed while its graph lives hands that memory back to the driver and the next replay reads
+    unmapped memory (the illegal memory access of the dtypes group, where only the graphs held the models)."""
+    def run():
+        return replay()
+    run.keep = objs
+    return run
+
+
 def capture(fn, x):
-    """``fn(x)`` captured in a CUDA graph (warm-up on a side stream first); returns the replay."""
+    """``fn(x)`` captured in a CUDA graph (warm-up on a side stream first); returns the replay, which keeps
+    ``fn`` and ``x`` alive as long as it lives."""
     import torch
 
     if DEV != "cuda":
@@ -93,7 +105,7 @@ def capture(fn, x):
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g, capture_error_mode="thread_local"):
         fn(x)
-    return g.replay
+    return keep_alive(g.replay, fn, x)
 
 
 def run(ctx: Context, preset: str = "vit-b16", frames: int = 8, batch: int = 32, sweep=(1, 2, 4, 8, 16, 32, 64),
