@@ -6,4 +6,4 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL = ASSETS / "default_motion_small.pt"
-DEFAULT_MODEL_SHA256 = "3e88c3a13176e13c513d3bba4e4f85ec10460de632e65c804e4e3cd62810804c"
+DEFAULT_MODEL_SHA256 = "b9491f1391bde20edc5f0328efb36a67825e160cfe522a4145354d140d6d6054"

@@ -180,9 +180,16 @@ def test_raw_dataset_samples_as_the_model_does(tmp_path):
 
 
 # --- evaluation: per source, the label rule recorded -----------------------------------------------------
-def test_eval_json_has_per_source_accuracy_and_the_label_rule():
+def test_eval_json_has_per_source_accuracy_and_the_label_rule(tmp_path):
+    from inti_edge.evaluate import trained_labels
+    from inti_edge.model import load_checkpoint
+
     res = evaluate(MODEL, f"motion:{BBB},{SOCCER}", "all", limit=28, workers=0, device="cpu")
-    assert res["labels"] == "virtual"  # the bundled model was trained before the rule was recorded
+    assert res["labels"] == "apparent"  # the rule the bundled model was trained with, from its checkpoint
+    meta = load_checkpoint(MODEL)[1]
+    assert trained_labels(meta) == "apparent"
+    older = {**meta, "train_config": {k: v for k, v in meta["train_config"].items() if k != "labels"}}
+    assert trained_labels(older) == "virtual"  # a checkpoint from before the rule was recorded
     src = res["per_source"]
     assert set(src) == {BBB.name, SOCCER.name}
     assert sum(r["n"] for r in src.values()) == res["n"] == 28

@@ -62,13 +62,14 @@ def test_summary_bins_and_static_errors_along_the_footage():
 def test_measure_sees_the_same_clips_as_inti_edge_eval():
     torch = pytest.importorskip("torch")
     from inti_edge.data import build_dataset
+    from inti_edge.evaluate import trained_labels
     from inti_edge.model import load_checkpoint
     from inti_edge.train import evaluate_model as evaluate
 
     spec = f"motion:{CLIP}"
     rows, classes = motion_errors.measure(str(MODEL), spec, "all", seed=3, limit=21, batch=8)
     model, meta = load_checkpoint(MODEL)
-    ds = build_dataset(spec, model.cfg, "all", seed=3, classes=meta["classes"], labels="virtual")  # the bundled model's rule
+    ds = build_dataset(spec, model.cfg, "all", seed=3, classes=meta["classes"], labels=trained_labels(meta))  # the model's own rule
     ref = evaluate(model, ds, meta["classes"], batch_size=8, limit=21)
     assert classes == list(meta["classes"]) and len(rows) == 21
     assert [r["label"] for r in rows] == [i % 7 for i in range(21)]
