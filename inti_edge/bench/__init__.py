@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -49,7 +49,6 @@ class Context:
     update: Callable[..., None] = lambda *a, **k: None  # update(description, done=None, total=None)
     save: Callable[[dict], None] = lambda partial: None  # a suite's partial result (kept if a later step dies)
     log: Callable[[str], None] = lambda line: None  # one line for the user (stderr in the CLI)
-    extra: dict = field(default_factory=dict)
 
     def want(self, part: str) -> bool:
         return self.parts is None or part in self.parts

@@ -74,13 +74,10 @@ def measure(variants: dict[str, Callable[[], object]], *, reps: int = MIN_REPS, 
 
 
 def percentile(xs: list[float], q: float) -> float:
-    """The q-th percentile (0..100), linear between order statistics (numpy's default)."""
-    s = sorted(xs)
-    if not s:
-        return math.nan
-    pos = (len(s) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+    """The q-th percentile (0..100), linear between order statistics (``numpy.percentile``); nan if empty."""
+    import numpy as np
+
+    return float(np.percentile(xs, q)) if len(xs) else math.nan
 
 
 def summarize(xs: list[float]) -> dict[str, float]:

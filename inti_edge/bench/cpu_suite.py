@@ -52,12 +52,8 @@ def prepare(ckpt: Path, work: Path, target: str = "cpu", calib: str | None = Non
     import json
 
     from .. import export as ex
-    from ..artifact import ArtifactError
     from ..build import BuildOptions, build
-    from ..check import CheckError
-    from ..engines import EngineError
-    from ..model import CheckpointError
-    from ..quantize import QuantizeError
+    from ..commands import input_errors
 
     calib = calib or str(ROOT / "calibration" / "ci.json")
     stamp = {"checkpoint": str(Path(ckpt).resolve()), "mtime": os.path.getmtime(ckpt), "target": target, "calib": calib,
@@ -80,7 +76,7 @@ def prepare(ckpt: Path, work: Path, target: str = "cpu", calib: str | None = Non
         update("cpu: build int8 -t cpu (calibration)")
         build(dirs["export"], dirs["int8"], BuildOptions(precision="int8", target=target, calib=calib,
                                                         calib_clips=calib_clips, forms=("model",)))
-    except (EngineError, ArtifactError, QuantizeError, CheckError, CheckpointError) as e:
+    except input_errors() as e:
         raise BenchError(f"cpu suite: could not make the artifacts: {e}") from None
     stamp_file.write_text(json.dumps(stamp))
     return dirs

@@ -75,17 +75,17 @@ def run(ctx: Context, videos=None, model: str = "small", frames: int = 8, mode: 
         if x.is_cuda:
             torch.cuda.synchronize()
 
-    variants = {"clip path, 1 thread": _one_thread(lambda: ds[next(order)]),
-                "motion clip plan, 1 thread": _one_thread(lambda: mds.plan(next(k) % len(mds))),
-                "motion clip from RAM, 1 thread": _one_thread(lambda: mds[next(k) % len(mds)]),
-                f"motion get_batch({batch_size}), {device}": batch}
-    per_call = {"clip path, 1 thread": 1, "motion clip plan, 1 thread": 1, "motion clip from RAM, 1 thread": 1, f"motion get_batch({batch_size}), {device}": batch_size}
-    samples = measure(variants, reps=5, warmup=2, inner=inner, on_rep=lambda d, t: ctx.update("data: clips", d, t))
+    cases = {"clip path, 1 thread": (_one_thread(lambda: ds[next(order)]), 1),  # (call, clips per call)
+             "motion clip plan, 1 thread": (_one_thread(lambda: mds.plan(next(k) % len(mds))), 1),
+             "motion clip from RAM, 1 thread": (_one_thread(lambda: mds[next(k) % len(mds)]), 1),
+             f"motion get_batch({batch_size}), {device}": (batch, batch_size)}
+    samples = measure({name: fn for name, (fn, _) in cases.items()}, reps=5, warmup=2, inner=inner,
+                      on_rep=lambda d, t: ctx.update("data: clips", d, t))
     rows, data = [], {"stores": loads, "variants": {}}
     for name, s in samples.items():
-        rates = [per_call[name] / x for x in s]
+        rates = [cases[name][1] / x for x in s]
         st = summarize(rates)
-        data["variants"][name] = {"clips_per_s": rnd(st["median"]), "p5_clips_per_s": rnd(min(rates)), "n": st["n"]}
+        data["variants"][name] = {"clips_per_s": rnd(st["median"]), "min_clips_per_s": rnd(st["min"]), "n": st["n"]}
         rows.append([name, rnd(st["median"]), rnd(1e3 / st["median"])])
     for n in workers:
         sampler = RandomSampler(ds, replacement=True, num_samples=10**9, generator=torch.Generator().manual_seed(1))

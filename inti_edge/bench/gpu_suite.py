@@ -34,31 +34,25 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-class SDPAAttention:
-    """nn.MultiheadAttention's self-attention as one fused qkv projection + F.scaled_dot_product_attention
-    (flash / memory-efficient kernels), same weights; batch_first (B, N, C)."""
-
-    def __new__(cls, mha):
-        import torch
-        import torch.nn.functional as F
-
-        class _SDPA(torch.nn.Module):
-            def __init__(self, mha):
-                super().__init__()
-                self.mha, self.h = mha, mha.num_heads
-
-            def forward(self, q, k=None, v=None, need_weights=False, attn_mask=None, **kw):
-                B, N, C = q.shape
-                qkv = F.linear(q, self.mha.in_proj_weight, self.mha.in_proj_bias).view(B, N, 3, self.h, C // self.h)
-                qh, kh, vh = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, N, C/h) each
-                o = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=attn_mask)
-                return self.mha.out_proj(o.transpose(1, 2).reshape(B, N, C)), None
-
-        return _SDPA(mha)
-
-
 def use_sdpa(model) -> bool:
-    """Replace each open_clip block's nn.MultiheadAttention with SDPAAttention (batch_first blocks only)."""
+    """Replace each open_clip block's nn.MultiheadAttention (batch_first blocks only) with its self-attention
+    as one fused qkv projection + F.scaled_dot_product_attention (flash / memory-efficient kernels), same
+    weights."""
+    import torch
+    import torch.nn.functional as F
+
+    class SDPAAttention(torch.nn.Module):
+        def __init__(self, mha):
+            super().__init__()
+            self.mha, self.h = mha, mha.num_heads
+
+        def forward(self, q, k=None, v=None, need_weights=False, attn_mask=None, **kw):
+            B, N, C = q.shape
+            qkv = F.linear(q, self.mha.in_proj_weight, self.mha.in_proj_bias).view(B, N, 3, self.h, C // self.h)
+            qh, kh, vh = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, N, C/h) each
+            o = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=attn_mask)
+            return self.mha.out_proj(o.transpose(1, 2).reshape(B, N, C)), None
+
     blocks = model.visual.transformer.resblocks
     if not all(getattr(b.attn, "batch_first", False) for b in blocks):
         return False
@@ -359,8 +353,7 @@ def report(data: dict, batch: int) -> dict:
     nb = best("naive", batch, kernel=False)
     for v, goal in (("InTI-1", 1.55), ("InTI-2", 1.85)):
         r = best(v, batch, kernel=data["kernel"])
-        n = next((x for x in res if x["part"] == r["part"] and x["variant"] == "naive" and x["mode"] == r["mode"]
-                  and x["batch"] == batch), None) if r else None
+        n = naive_of(r) if r else None
         if r and n:
             got = rnd(r["clips_per_s"] / n["clips_per_s"], 3)
             goals.append([f"{v} / naive at batch {batch} (best mode: {r['mode']})", f">= {goal}", got, got >= goal])
