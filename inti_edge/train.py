@@ -357,7 +357,18 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         # the run continues as it was configured; only where it runs may change
         cfg = dataclasses.replace(saved, out=cfg.out, workers=cfg.workers, device=cfg.device, quiet=cfg.quiet, stop_after=cfg.stop_after)
     _check_options(cfg)
+    owned = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
     d = init_distributed("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
+    try:
+        return _train(cfg, d, state, resume)
+    finally:
+        # a process that leaves with its gloo group alive can abort at interpreter exit (SIGABRT while
+        # gloo's threads release tensors); the group this call opened is closed here, on every way out
+        if owned and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, d: Dist, state: dict | None, resume) -> TrainResult:
     device = pick_device(cfg.device, d)
     out = Path(cfg.out)
 
