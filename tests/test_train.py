@@ -185,9 +185,9 @@ def test_ddp_gloo_two_processes_match_single_process_gradients(tmp_path):
 
 
 def test_torchrun_two_process_training_runs(tmp_path):
-    """The README's multi-GPU command, on the CPU with gloo: same command, two processes."""
+    """The README's multi-GPU command, on the CPU with gloo: same command, two processes (--standalone: a free port)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29613", str(ROOT / "cli.py"),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT / "cli.py"),
            "train", "--data", MOTION, "--model", "small", "--frames", "4", "--epochs", "1", "--steps-per-epoch", "2",
            "--batch-size", "2", "--clips-per-epoch", "8", "--eval-clips", "4", "--val-data", OTHER, "--val-split", "all", "--workers", "0", "--device", "cpu",
            "--out", str(tmp_path / "ddp"), "--quiet"]
