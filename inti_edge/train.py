@@ -111,6 +111,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owned: bool = False  # init_distributed opened the group (train closes it when done)
 
     @property
     def main(self) -> bool:
@@ -122,10 +123,10 @@ def init_distributed(device: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist()
-    if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned)
 
 
 class EpochSampler(Sampler[int]):
@@ -357,14 +358,14 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> TrainRes
         # the run continues as it was configured; only where it runs may change
         cfg = dataclasses.replace(saved, out=cfg.out, workers=cfg.workers, device=cfg.device, quiet=cfg.quiet, stop_after=cfg.stop_after)
     _check_options(cfg)
-    owned = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
     d = init_distributed("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
     try:
         return _train(cfg, d, state, resume)
     finally:
         # a process that leaves with its gloo group alive can abort at interpreter exit (SIGABRT while
-        # gloo's threads release tensors); the group this call opened is closed here, on every way out
-        if owned and dist.is_initialized():
+        # gloo's threads release tensors); the group this call opened is closed here, on every way out; a
+        # caller's own group stays open
+        if d.owned and dist.is_initialized():
             dist.destroy_process_group()
 
 
